@@ -1,0 +1,125 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/qryptchat/suparelay/supa"
+)
+
+// maxJSONBody is the body limit for JSON routes (routes.md §2.3).
+const maxJSONBody = 1 << 20
+
+// writeJSON sends v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal server error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// errorBody is the usual {"error": "..."} answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// fileErrorBody is the body of the files routes, which the browser reads through `message` (routes.md §8).
+type fileErrorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeFileError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, fileErrorBody{Error: msg, Message: msg})
+}
+
+// errBodyTooLarge and errBadJSON are the answers of decodeJSON.
+var (
+	errBodyTooLarge = errors.New("Request body too large")
+	errBadJSON      = errors.New("Invalid JSON")
+)
+
+// decodeJSON reads a JSON object body of at most maxJSONBody bytes into dst. An empty body decodes as {}. It
+// returns errBodyTooLarge or errBadJSON; the caller chooses the answer (routes differ in their texts).
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	body := http.MaxBytesReader(w, r.Body, maxJSONBody)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errBodyTooLarge
+		}
+		return errBadJSON
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		data = []byte("{}")
+	}
+	if err := json.Unmarshal(data, dst); err != nil {
+		return errBadJSON
+	}
+	return nil
+}
+
+// readJSON decodes the body and answers the standard 413/400 itself; it returns false when it has answered.
+func readJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
+	switch err := decodeJSON(w, r, dst); {
+	case err == nil:
+		return true
+	case errors.Is(err, errBodyTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large")
+	default:
+		writeError(w, http.StatusBadRequest, "Invalid JSON")
+	}
+	return false
+}
+
+// isJSONContent reports whether the request declares a JSON body (or none).
+func isJSONContent(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// dbFailure answers a failed Supabase call. Statuses follow the kind of failure (no row → 404, refused → 403,
+// conflict → 409, bad input → 400, unreachable → 502, timeout → 504) and the body carries the route's own text for
+// that situation: fallback is the route's 500 text, used for the server-side kinds too so that no library text
+// reaches the client. Routes that need a specific text for 404/403 check supa.KindOf themselves first.
+func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fallback string) {
+	status := http.StatusInternalServerError
+	switch supa.KindOf(err) {
+	case supa.KindNotFound:
+		status = http.StatusNotFound
+	case supa.KindForbidden:
+		status = http.StatusForbidden
+	case supa.KindConflict:
+		status = http.StatusConflict
+	case supa.KindBadInput:
+		status = http.StatusBadRequest
+	case supa.KindUnavailable:
+		status = http.StatusBadGateway
+	case supa.KindTimeout:
+		status = http.StatusGatewayTimeout
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "supabase call failed",
+		slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
+	writeError(w, status, fallback)
+}

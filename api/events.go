@@ -1,0 +1,27 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+)
+
+// events serves GET /api/events, the browser's only real-time channel (sse.md). Authentication comes from the
+// session cookie (EventSource cannot send headers); the stream is registered under the caller's internal id and
+// ends when the access token it was opened with expires, so that the browser reconnects with its refreshed cookie.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	id, ok := identity(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	p, err := s.profileOf(r.Context(), id)
+	if errors.Is(err, errNoProfile) {
+		writeError(w, http.StatusNotFound, "User not found")
+		return
+	}
+	if err != nil {
+		s.dbFailure(w, r, err, "Internal server error")
+		return
+	}
+	s.hub.ServeStream(w, r, p.ID, id.Expires)
+}

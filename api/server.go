@@ -1,0 +1,195 @@
+// Package api holds the HTTP handlers of QryptChat's /api routes, one file per route group of the contract
+// (../shared/contract/routes.md). Handlers authenticate through middleware, do every data operation through supa
+// under the caller's own token, and publish real-time events through relay.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qryptchat/suparelay/middleware"
+	"github.com/qryptchat/suparelay/relay"
+	"github.com/qryptchat/suparelay/supa"
+)
+
+// Config carries the dependencies and settings of the handlers. cmd/suparelay builds it.
+type Config struct {
+	Supa              *supa.Client
+	Hub               *relay.Hub
+	Auth              *middleware.Authenticator
+	Verifier          *middleware.Verifier
+	Logger            *slog.Logger
+	PublicSupabaseURL string // browser-facing Supabase URL (frontend.md §5)
+	CookieName        string
+	SecureCookies     bool
+	Registry          *prometheus.Registry // /metrics; nil = no metrics endpoint
+	TrustedProxies    []netip.Prefix       // proxies whose X-Forwarded-For is believed
+	ProfileCacheTTL   time.Duration        // zero = DefaultProfileCacheTTL
+	Now               func() time.Time     // zero = time.Now
+}
+
+// DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
+const DefaultProfileCacheTTL = 30 * time.Second
+
+// Server is the set of /api handlers.
+type Server struct {
+	supa      *supa.Client
+	hub       *relay.Hub
+	auth      *middleware.Authenticator
+	verifier  *middleware.Verifier
+	log       *slog.Logger
+	publicURL string
+	cookie    string
+	secure    bool
+	registry  *prometheus.Registry
+	now       func() time.Time
+	profiles  *profileCache
+	proxies   []netip.Prefix
+	limits    routeLimits
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) *Server {
+	s := &Server{
+		supa: cfg.Supa, hub: cfg.Hub, auth: cfg.Auth, verifier: cfg.Verifier, log: cfg.Logger,
+		publicURL: cfg.PublicSupabaseURL, cookie: cfg.CookieName, secure: cfg.SecureCookies,
+		registry: cfg.Registry, now: cfg.Now, proxies: cfg.TrustedProxies,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	ttl := cfg.ProfileCacheTTL
+	if ttl <= 0 {
+		ttl = DefaultProfileCacheTTL
+	}
+	s.profiles = newProfileCache(ttl, 100_000, s.now)
+	s.limits = newRouteLimits(s.now)
+	return s
+}
+
+// Routes returns the whole HTTP surface: health, metrics and /api.
+func (s *Server) Routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.Recoverer(s.log), middleware.AccessLog(s.log), middleware.SecurityHeaders)
+	r.NotFound(notFound)
+	r.MethodNotAllowed(methodNotAllowed)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	if s.registry != nil {
+		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	}
+	r.Route("/api", func(r chi.Router) {
+		r.Use(chimw.GetHead, s.auth.Authenticate)
+		r.NotFound(notFound)
+		r.MethodNotAllowed(methodNotAllowed)
+		// The event stream stays out of body limits and form guards: it is a long-lived GET.
+		r.Get("/events", s.events)
+		r.Group(func(r chi.Router) {
+			r.Use(middleware.CrossSiteFormGuard)
+			s.authRoutes(r)
+		})
+	})
+	return r
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) { writeError(w, http.StatusNotFound, "Not found") }
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
+}
+
+// profile is the caller's public.users row as the handlers need it.
+type profile struct {
+	ID          string  `json:"id"`
+	Username    string  `json:"username"`
+	DisplayName string  `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
+}
+
+// profileCache remembers auth uid → profile for a short time; the id mapping never changes for a row, the names
+// rarely, and a stale display name in a typing event for 30 s is harmless.
+type profileCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
+	items map[string]profileEntry
+}
+
+type profileEntry struct {
+	p       profile
+	expires time.Time
+}
+
+func newProfileCache(ttl time.Duration, max int, now func() time.Time) *profileCache {
+	return &profileCache{ttl: ttl, max: max, now: now, items: make(map[string]profileEntry)}
+}
+
+func (c *profileCache) get(authUID string) (profile, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[authUID]
+	if !ok || c.now().After(e.expires) {
+		return profile{}, false
+	}
+	return e.p, true
+}
+
+func (c *profileCache) put(authUID string, p profile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) >= c.max {
+		now := c.now()
+		for k, e := range c.items {
+			if now.After(e.expires) || len(c.items) >= c.max {
+				delete(c.items, k)
+			}
+		}
+	}
+	c.items[authUID] = profileEntry{p: p, expires: c.now().Add(c.ttl)}
+}
+
+func (c *profileCache) forget(authUID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.items, authUID)
+}
+
+// errNoProfile means the caller has a valid token but no public.users row yet (auth.md §6.1).
+var errNoProfile = &supa.Error{Op: "profile", Status: http.StatusNotFound, Code: "PGRST116", Message: "no profile"}
+
+// profileOf maps the caller's auth uid to its public.users row, under the caller's token. More than one row for one
+// auth uid is a data error (auth.md §6).
+func (s *Server) profileOf(ctx context.Context, id middleware.Identity) (profile, error) {
+	if p, ok := s.profiles.get(id.AuthUID); ok {
+		return p, nil
+	}
+	var rows []profile
+	err := s.supa.As(id.Token).Select(ctx, "users",
+		supa.Q("select", "id,username,display_name,avatar_url", "auth_user_id", "eq."+id.AuthUID, "limit", "2"), &rows)
+	if err != nil {
+		return profile{}, err
+	}
+	switch len(rows) {
+	case 0:
+		return profile{}, errNoProfile
+	case 1:
+		s.profiles.put(id.AuthUID, rows[0])
+		return rows[0], nil
+	default:
+		return profile{}, &supa.Error{Op: "profile", Status: http.StatusInternalServerError,
+			Message: "more than one users row for one auth uid"}
+	}
+}

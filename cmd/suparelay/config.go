@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything suparelay reads from the environment (and from a .env file when present). Every variable is
+// listed with its default in .env.example.
+type Config struct {
+	Port              int
+	SupabaseURL       string // how this server reaches Supabase
+	PublicSupabaseURL string // the Supabase URL the browser was built with (avatar and upload URLs, cookie name)
+	AnonKey           string
+	ServiceRoleKey    string
+	JWTSecret         string
+	JWKSURL           string
+	JWTIssuer         string
+	CookieName        string
+	SecureCookies     bool
+	RedisURL          string
+	TrustedProxies    []netip.Prefix
+	LogLevel          string
+	LogFormat         string
+	SupabaseTimeout   time.Duration
+	ShutdownTimeout   time.Duration
+	SSEHeartbeat      time.Duration
+	SSERoomGrace      time.Duration
+	SSEMaxPerUser     int
+	SSEMaxStreams     int
+	SSEHistorySize    int
+	SSEHistoryTTL     time.Duration
+	ExpiryJobInterval time.Duration
+}
+
+// loadDotEnv reads KEY=VALUE lines from path into the process environment without overriding variables that are
+// already set (the real environment wins). A missing file is not an error.
+func loadDotEnv(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: expected KEY=VALUE", path, n)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		if _, set := os.LookupEnv(k); !set {
+			_ = os.Setenv(k, v)
+		}
+	}
+	return sc.Err()
+}
+
+// LoadConfig reads the configuration from getenv and reports every missing or malformed value at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	str := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	num := func(k string, def int) int {
+		v := str(k, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a non-negative integer", k, v))
+			return def
+		}
+		return n
+	}
+	dur := func(k string, def time.Duration) time.Duration {
+		v := str(k, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration like 25s or 2m", k, v))
+			return def
+		}
+		return d
+	}
+	httpURL := func(k, v string, required bool) string {
+		if v == "" {
+			if required {
+				errs = append(errs, fmt.Errorf("%s is required", k))
+			}
+			return ""
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL", k, v))
+		}
+		return strings.TrimRight(v, "/")
+	}
+
+	c := Config{
+		Port:              num("PORT", 3000),
+		SupabaseURL:       httpURL("SUPABASE_URL", str("SUPABASE_URL", ""), true),
+		AnonKey:           str("SUPABASE_ANON_KEY", ""),
+		ServiceRoleKey:    str("SUPABASE_SERVICE_ROLE_KEY", ""),
+		JWTSecret:         str("SUPABASE_JWT_SECRET", ""),
+		JWTIssuer:         str("SUPABASE_JWT_ISSUER", ""),
+		CookieName:        str("SUPABASE_AUTH_COOKIE_NAME", ""),
+		RedisURL:          str("REDIS_URL", ""),
+		LogLevel:          strings.ToLower(str("LOG_LEVEL", "info")),
+		LogFormat:         strings.ToLower(str("LOG_FORMAT", "auto")),
+		SupabaseTimeout:   dur("SUPABASE_TIMEOUT", 10*time.Second),
+		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", 15*time.Second),
+		SSEHeartbeat:      dur("SSE_HEARTBEAT", 25*time.Second),
+		SSERoomGrace:      dur("SSE_ROOM_GRACE", 120*time.Second),
+		SSEMaxPerUser:     num("SSE_MAX_STREAMS_PER_USER", 10),
+		SSEMaxStreams:     num("SSE_MAX_STREAMS", 19000),
+		SSEHistorySize:    num("SSE_HISTORY_SIZE", 500),
+		SSEHistoryTTL:     dur("SSE_HISTORY_TTL", 10*time.Minute),
+		ExpiryJobInterval: dur("EXPIRY_JOB_INTERVAL", time.Minute),
+	}
+	c.PublicSupabaseURL = httpURL("SUPABASE_PUBLIC_URL", str("SUPABASE_PUBLIC_URL", c.SupabaseURL), false)
+	if c.AnonKey == "" {
+		errs = append(errs, errors.New("SUPABASE_ANON_KEY is required"))
+	}
+	c.JWKSURL = httpURL("SUPABASE_JWKS_URL", str("SUPABASE_JWKS_URL", ""), false)
+	if c.JWKSURL == "" && c.SupabaseURL != "" {
+		c.JWKSURL = c.SupabaseURL + "/auth/v1/.well-known/jwks.json"
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("SUPABASE_JWT_SECRET must be at least 32 characters"))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("PORT: %d is not a TCP port", c.Port))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q is not one of auto, text, json", c.LogFormat))
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			errs = append(errs, fmt.Errorf("REDIS_URL: %q is not a redis:// URL", c.RedisURL))
+		}
+	}
+	for _, p := range strings.Split(str("TRUSTED_PROXIES", ""), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is not an address or CIDR", p))
+				continue
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
+	secure := str("SECURE_COOKIES", "auto")
+	switch secure {
+	case "auto":
+		c.SecureCookies = strings.HasPrefix(c.PublicSupabaseURL, "https://")
+	case "true", "1":
+		c.SecureCookies = true
+	case "false", "0":
+	default:
+		errs = append(errs, fmt.Errorf("SECURE_COOKIES: %q is not auto, true or false", secure))
+	}
+	if c.SSEHeartbeat > 0 && c.SSEHeartbeat < time.Second {
+		errs = append(errs, errors.New("SSE_HEARTBEAT must be at least 1s"))
+	}
+	if c.SSERoomGrace > 0 && c.SSERoomGrace < 60*time.Second {
+		errs = append(errs, errors.New("SSE_ROOM_GRACE must be at least 60s (sse.md §5.4)"))
+	}
+	return c, errors.Join(errs...)
+}

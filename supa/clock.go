@@ -1,0 +1,5 @@
+package supa
+
+import "time"
+
+func nowUnix() int64 { return time.Now().Unix() }

@@ -1,0 +1,92 @@
+package supa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// Error is a failed Supabase call with everything the server needs to answer correctly: the HTTP status PostgREST
+// (or Auth, or Storage) returned, the Postgres or PostgREST error code, and the texts. Transport failures have
+// Status 0 and Err set.
+type Error struct {
+	Op      string // what was attempted, e.g. "select messages"
+	Status  int    // HTTP status; 0 when no response arrived
+	Code    string // PostgREST/Postgres code (PGRST116, 42501, 23505, …) or Auth error_code
+	Message string
+	Details string
+	Hint    string
+	Err     error // transport error (timeout, refused) when Status is 0
+}
+
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("supa: %s: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("supa: %s: HTTP %d %s: %s", e.Op, e.Status, e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Kind classifies an error for mapping to an HTTP answer.
+type Kind int
+
+const (
+	KindOther       Kind = iota
+	KindNotFound         // a single object was asked for and there is none (PGRST116), or 404
+	KindForbidden        // RLS or a privilege refused it (42501, 401/403 from PostgREST)
+	KindConflict         // unique or foreign-key conflict (23505, 409)
+	KindBadInput         // the values were refused (22P02, 23502, 23514, 400)
+	KindUnavailable      // no answer: connection refused, reset, 502/503
+	KindTimeout          // no answer in time: deadline, 504
+)
+
+// KindOf says what kind of failure err is; nil and non-supa errors are KindOther (context deadlines KindTimeout).
+func KindOf(err error) Kind {
+	if err == nil {
+		return KindOther
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return KindTimeout
+		}
+		return KindOther
+	}
+	switch e.Code {
+	case "PGRST116":
+		return KindNotFound
+	case "42501":
+		return KindForbidden
+	case "23505", "23503":
+		return KindConflict
+	case "22P02", "23502", "23514", "22001", "22023", "PGRST102", "PGRST100":
+		return KindBadInput
+	}
+	switch {
+	case e.Status == 0:
+		var ne net.Error
+		if errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout()) {
+			return KindTimeout
+		}
+		return KindUnavailable
+	case e.Status == http.StatusNotFound || e.Status == http.StatusNotAcceptable:
+		return KindNotFound
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		return KindForbidden
+	case e.Status == http.StatusConflict:
+		return KindConflict
+	case e.Status == http.StatusBadRequest:
+		return KindBadInput
+	case e.Status == http.StatusGatewayTimeout:
+		return KindTimeout
+	case e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable:
+		return KindUnavailable
+	}
+	return KindOther
+}
+
+// IsNotFound reports whether err means "no such row".
+func IsNotFound(err error) bool { return KindOf(err) == KindNotFound }
