@@ -1,0 +1,68 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/qryptchat/suparelay/relay"
+)
+
+func (s *Server) typingRoutes(r chi.Router) {
+	r.Post("/typing/start", s.typing(true))
+	r.Post("/typing/stop", s.typing(false))
+}
+
+// typing relays USER_TYPING to the conversation's room minus the sender (routes.md §6.9). Nothing is written to
+// the database. Only active participants may type: the original let anyone inject typing indicators anywhere.
+func (s *Server) typing(start bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := s.requireUser(w, r, "Unauthorized")
+		if !ok {
+			return
+		}
+		var body conversationBody
+		if !readJSON(w, r, &body) {
+			return
+		}
+		convID, ok := conversationID(w, body.ConversationID)
+		if !ok {
+			return
+		}
+		p, ok := s.requireProfile(w, r, id, "User not found")
+		if !ok {
+			return
+		}
+		members, err := s.supa.As(id.Token).ActiveParticipantIDs(r.Context(), convID)
+		if err != nil {
+			s.dbFailure(w, r, err, "Internal server error")
+			return
+		}
+		if !contains(members, p.ID) {
+			writeError(w, http.StatusForbidden, "Access denied to conversation")
+			return
+		}
+		var payload any
+		if start {
+			payload = map[string]any{"userId": p.ID, "username": p.Username, "displayName": p.DisplayName,
+				"conversationId": convID, "isTyping": true}
+		} else {
+			payload = map[string]any{"userId": p.ID, "conversationId": convID, "isTyping": false}
+		}
+		// Typing goes only to users who joined the room: the browser does not filter typing by conversation.
+		ev := relay.Event{Type: "USER_TYPING", Data: mustJSON(payload)}
+		if err := s.hub.PublishToRoom(r.Context(), convID, ev, relay.PublishOptions{ExcludeUser: p.ID}); err != nil {
+			s.log.WarnContext(r.Context(), "typing: publish failed", "conversation", convID, "err", err)
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
