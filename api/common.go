@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"github.com/qryptchat/suparelay/middleware"
 )
@@ -66,3 +67,5 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return b
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

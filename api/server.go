@@ -55,6 +55,7 @@ type Server struct {
 	profiles  *profileCache
 	proxies   []netip.Prefix
 	limits    routeLimits
+	activity  activityTracker
 }
 
 // New builds a Server from cfg.
@@ -76,6 +77,7 @@ func New(cfg Config) *Server {
 	}
 	s.profiles = newProfileCache(ttl, 100_000, s.now)
 	s.limits = newRouteLimits(s.now)
+	s.activity.last = make(map[string]time.Time)
 	return s
 }
 

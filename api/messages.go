@@ -1,0 +1,281 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/qryptchat/suparelay/relay"
+	"github.com/qryptchat/suparelay/supa"
+)
+
+func (s *Server) messageRoutes(r chi.Router) {
+	r.Post("/messages/send", s.sendMessage)
+	r.Post("/messages/load", s.loadMessages)
+}
+
+// Limits of messages/send beyond the 1 MiB body limit.
+const (
+	maxRecipients     = 1000
+	defaultLoadLimit  = 50
+	maxLoadLimit      = 200
+	activityThrottle  = 30 * time.Second
+	activityCallLimit = 5 * time.Second
+)
+
+var messageTypes = map[string]bool{"text": true, "image": true, "file": true, "system": true}
+
+const badContents = "encryptedContents must be an object with user_id -> encrypted_content mappings"
+
+type sendRequest struct {
+	ConversationID    any             `json:"conversationId"`
+	EncryptedContents json.RawMessage `json:"encryptedContents"`
+	MessageType       any             `json:"messageType"`
+	Metadata          json.RawMessage `json:"metadata"`
+	ReplyToID         any             `json:"replyToId"`
+}
+
+// sendMessage stores one message with a ciphertext copy per recipient and its deliveries, atomically (one RPC),
+// then announces it to the room, the sender's own streams included (routes.md §6.2, sse.md §4).
+func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.requireUser(w, r, "Unauthorized")
+	if !ok {
+		return
+	}
+	var body sendRequest
+	if !readJSON(w, r, &body) {
+		return
+	}
+	convID, _ := body.ConversationID.(string)
+	if convID == "" || len(body.EncryptedContents) == 0 || string(body.EncryptedContents) == "null" {
+		writeError(w, http.StatusBadRequest, "Conversation ID and encrypted contents are required")
+		return
+	}
+	if !isUUID(convID) {
+		writeError(w, http.StatusBadRequest, "Invalid conversationId")
+		return
+	}
+	var contents map[string]any
+	if json.Unmarshal(body.EncryptedContents, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
+		writeError(w, http.StatusBadRequest, badContents)
+		return
+	}
+	for k, v := range contents {
+		if _, isStr := v.(string); !isStr || !isUUID(k) {
+			writeError(w, http.StatusBadRequest, badContents)
+			return
+		}
+	}
+	msgType := "text"
+	if body.MessageType != nil {
+		t, _ := body.MessageType.(string)
+		if !messageTypes[t] {
+			writeError(w, http.StatusBadRequest, "messageType must be one of text, image, file, system")
+			return
+		}
+		msgType = t
+	}
+	metadata := json.RawMessage(`{}`)
+	if len(body.Metadata) > 0 && string(body.Metadata) != "null" {
+		var m map[string]any
+		if json.Unmarshal(body.Metadata, &m) != nil {
+			writeError(w, http.StatusBadRequest, "metadata must be an object")
+			return
+		}
+		metadata = body.Metadata
+	}
+	var replyTo *string
+	if body.ReplyToID != nil {
+		rid, _ := body.ReplyToID.(string)
+		if !isUUID(rid) {
+			writeError(w, http.StatusBadRequest, "Invalid replyToId")
+			return
+		}
+		replyTo = &rid
+	}
+	p, ok := s.requireProfile(w, r, id, "User not found")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	rest := s.supa.As(id.Token)
+	members, err := rest.ActiveParticipantIDs(ctx, convID)
+	if err != nil {
+		s.dbFailure(w, r, err, "Failed to send message")
+		return
+	}
+	if !contains(members, p.ID) {
+		writeError(w, http.StatusForbidden, "Access denied to conversation")
+		return
+	}
+	copies := make(map[string]string, len(contents))
+	for k, v := range contents {
+		if contains(members, k) {
+			copies[k] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
+		}
+	}
+	if len(copies) == 0 {
+		writeError(w, http.StatusBadRequest, "No recipient is an active participant of this conversation")
+		return
+	}
+	var row json.RawMessage
+	err = rest.RPC(ctx, "api_send_message", map[string]any{
+		"p_conversation_id": convID, "p_encrypted_contents": copies, "p_message_type": msgType,
+		"p_metadata": metadata, "p_reply_to_id": replyTo,
+	}, &row)
+	if err != nil {
+		var e *supa.Error
+		switch {
+		case errors.As(err, &e) && e.Code == "PT403":
+			writeError(w, http.StatusForbidden, "Access denied to conversation")
+		case errors.As(err, &e) && e.Message == "reply_not_in_conversation":
+			writeError(w, http.StatusBadRequest, "replyToId must be a message of this conversation")
+		default:
+			s.dbFailure(w, r, err, "Failed to send message")
+		}
+		return
+	}
+	ev := relay.Event{Type: "NEW_MESSAGE", Data: mustJSON(map[string]any{"message": row, "shouldReloadMessages": true})}
+	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
+		s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
+	}
+	s.touchActivity(id.Token, p.ID)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": row})
+}
+
+type loadRequest struct {
+	ConversationID any `json:"conversationId"`
+	Limit          any `json:"limit"`
+	Before         any `json:"before"`
+}
+
+// loadMessages returns the newest page of messages (ascending) with the caller's own decrypted-copy envelope, and
+// joins the caller to the conversation's room (routes.md §6.3). The original returned the oldest 50.
+func (s *Server) loadMessages(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.requireUser(w, r, "Unauthorized")
+	if !ok {
+		return
+	}
+	var body loadRequest
+	if !readJSON(w, r, &body) {
+		return
+	}
+	convID, ok := conversationID(w, body.ConversationID)
+	if !ok {
+		return
+	}
+	limit := defaultLoadLimit
+	if body.Limit != nil {
+		f, isNum := body.Limit.(float64)
+		if !isNum || f < 1 || f != float64(int(f)) {
+			writeError(w, http.StatusBadRequest, "limit must be a positive integer")
+			return
+		}
+		limit = min(int(f), maxLoadLimit)
+	}
+	var before string
+	if body.Before != nil {
+		b, _ := body.Before.(string)
+		t, err := time.Parse(time.RFC3339Nano, b)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "before must be an ISO-8601 timestamp")
+			return
+		}
+		before = t.UTC().Format(time.RFC3339Nano)
+	}
+	p, ok := s.requireProfile(w, r, id, "User not found")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	rest := s.supa.As(id.Token)
+	active, err := rest.IsActiveParticipant(ctx, convID, p.ID)
+	if err != nil {
+		s.dbFailure(w, r, err, "Failed to load messages")
+		return
+	}
+	if !active {
+		writeError(w, http.StatusForbidden, "Access denied to conversation")
+		return
+	}
+	q := supa.Q(
+		"select", "id,conversation_id,sender_id,reply_to_id,message_type,encrypted_content,content_hash,metadata,"+
+			"edited_at,deleted_at,created_at,expires_at,content_type,has_attachments,"+
+			"sender:users!messages_sender_id_fkey(id,username,display_name,avatar_url),"+
+			"message_recipients!inner(encrypted_content)",
+		"conversation_id", "eq."+convID, "deleted_at", "is.null",
+		"message_recipients.recipient_user_id", "eq."+p.ID,
+		"order", "created_at.desc,id.desc", "limit", strconv.Itoa(limit))
+	if before != "" {
+		q.Set("created_at", "lt."+before)
+	}
+	var rows []map[string]json.RawMessage
+	if err := rest.Select(ctx, "messages", q, &rows); err != nil {
+		s.dbFailure(w, r, err, "Failed to load messages")
+		return
+	}
+	out := make([]map[string]json.RawMessage, len(rows))
+	for i, m := range rows {
+		m["encrypted_content"] = ownCopy(m["message_recipients"], m["encrypted_content"])
+		delete(m, "message_recipients")
+		out[len(rows)-1-i] = m
+	}
+	if err := s.hub.Join(ctx, convID, p.ID); err != nil {
+		s.log.WarnContext(ctx, "load: room join failed", "conversation", convID, "err", err)
+	}
+	s.touchActivity(id.Token, p.ID)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "messages": out, "hasMore": len(rows) == limit})
+}
+
+// ownCopy turns the caller's recipient copy (base64 of the UTF-8 encrypted JSON) back into that JSON string; an
+// undecodable copy is passed on as stored, as the original did.
+func ownCopy(recipients, fallback json.RawMessage) json.RawMessage {
+	var copies []struct {
+		EncryptedContent string `json:"encrypted_content"`
+	}
+	if json.Unmarshal(recipients, &copies) != nil || len(copies) == 0 {
+		return fallback
+	}
+	c := copies[0].EncryptedContent
+	if dec, err := base64.StdEncoding.DecodeString(c); err == nil && utf8.Valid(dec) {
+		c = string(dec)
+	}
+	return mustJSON(c)
+}
+
+// activityTracker throttles update_user_activity to once per user per activityThrottle: the original called it on
+// every send and load, a database write on the hot path that only feeds "last active" and SMS-notice decisions.
+type activityTracker struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// touchActivity records the user's activity in the background, at most once per activityThrottle.
+func (s *Server) touchActivity(token, userID string) {
+	now := s.now()
+	s.activity.mu.Lock()
+	if now.Sub(s.activity.last[userID]) < activityThrottle {
+		s.activity.mu.Unlock()
+		return
+	}
+	if len(s.activity.last) > 100_000 {
+		clear(s.activity.last)
+	}
+	s.activity.last[userID] = now
+	s.activity.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), activityCallLimit)
+		defer cancel()
+		if err := s.supa.As(token).RPC(ctx, "update_user_activity", map[string]any{"user_uuid": userID}, nil); err != nil {
+			s.log.Debug("update_user_activity failed", "user", userID, "err", err)
+		}
+	}()
+}
