@@ -53,7 +53,7 @@ func identity(r *http.Request) (middleware.Identity, bool) { return middleware.I
 // ---- POST /api/auth/send-sms ----
 
 func (s *Server) sendSMS(w http.ResponseWriter, r *http.Request) {
-	ip := middleware.ClientIP(r, s.proxies)
+	ip := middleware.ClientIP(r, s.proxies).String()
 	if ok, reset := s.limits.smsPerIP.allow(ip); !ok {
 		tooManySMS(w, s.now(), reset)
 		return
@@ -364,7 +364,7 @@ func (s *Server) authSession(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]json.RawMessage{"session": sessionView(id.Session)})
 		return
 	}
-	if _, err := middleware.ReadSessionCookie(r, s.cookie); errors.Is(err, middleware.ErrNoCookie) {
+	if _, err := middleware.ReadSessionCookie(r, s.cookie); errors.Is(err, middleware.ErrNoSessionCookie) {
 		writeJSON(w, http.StatusOK, map[string]any{"session": nil})
 		return
 	}
@@ -423,7 +423,7 @@ type keyBackupRow struct {
 }
 
 func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
-	ip := middleware.ClientIP(r, s.proxies)
+	ip := middleware.ClientIP(r, s.proxies).String()
 	okIP, _ := s.limits.restorePerIP.allow(ip)
 	okIPU, _ := s.limits.restorePerIPU.allow(ip + "|" + r.UserAgent())
 	if !okIP || !okIPU {

@@ -101,6 +101,11 @@ func (s *Server) Routes() http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(middleware.CrossSiteFormGuard)
 			s.authRoutes(r)
+			s.conversationRoutes(r)
+			s.messageRoutes(r)
+			s.typingRoutes(r)
+			s.keyRoutes(r)
+			s.fileRoutes(r)
 		})
 	})
 	return r

@@ -1,0 +1,431 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/qryptchat/suparelay/middleware"
+	"github.com/qryptchat/suparelay/relay"
+	"github.com/qryptchat/suparelay/supa"
+)
+
+func (s *Server) fileRoutes(r chi.Router) {
+	r.Post("/files/upload-url", s.uploadURL)
+	r.Post("/files/upload-complete", s.uploadComplete)
+	r.Get("/files/message/{messageId}", s.filesOfMessage)
+	r.Get("/files/{fileId}/encrypted", s.encryptedFile)
+	r.Get("/files/{fileId}", s.fileDecrypt)
+	r.Head("/files/{fileId}", s.fileHead)
+	r.Post("/files/{fileId}", s.fileInfo)
+	r.Post("/files/upload", s.fileUploadDeprecated)
+	r.Post("/files/debug-upload", notFound)
+}
+
+// maxEncryptedObject is the largest encrypted file served inline as JSON (routes.md §8.4).
+const maxEncryptedObject = 64 << 20
+
+// fileCaller authenticates a files route and finds the caller's profile, answering with the files routes' body
+// shape ({"error","message"}) itself.
+func (s *Server) fileCaller(w http.ResponseWriter, r *http.Request) (middleware.Identity, profile, bool) {
+	id, ok := identity(r)
+	if !ok {
+		writeFileError(w, http.StatusUnauthorized, "Unauthorized")
+		return id, profile{}, false
+	}
+	p, err := s.profileOf(r.Context(), id)
+	if errors.Is(err, errNoProfile) {
+		writeFileError(w, http.StatusNotFound, "User profile not found")
+		return id, p, false
+	}
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error")
+		return id, p, false
+	}
+	return id, p, true
+}
+
+// fileDBFailure answers a failed Supabase call on a files route: 502/504 when Supabase could not be reached, else
+// 500 with the route's text, in the files body shape.
+func (s *Server) fileDBFailure(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	status := http.StatusInternalServerError
+	switch supa.KindOf(err) {
+	case supa.KindUnavailable:
+		status = http.StatusBadGateway
+	case supa.KindTimeout:
+		status = http.StatusGatewayTimeout
+	}
+	s.log.WarnContext(r.Context(), "files: supabase call failed", "path", r.URL.Path, "err", err)
+	writeFileError(w, status, msg)
+}
+
+// readFileJSON decodes a files route body, answering 413/400 in the files shape.
+func readFileJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
+	switch err := decodeJSON(w, r, dst); {
+	case err == nil:
+		return true
+	case errors.Is(err, errBodyTooLarge):
+		writeFileError(w, http.StatusRequestEntityTooLarge, "Request body too large")
+	default:
+		writeFileError(w, http.StatusBadRequest, "Invalid JSON")
+	}
+	return false
+}
+
+// ownMessage reports whether messageID is a message of convID sent by userID (visible under the caller's token).
+func (s *Server) ownMessage(ctx context.Context, rest supa.Rest, messageID, convID, userID string) (bool, error) {
+	var rows []struct {
+		ID string `json:"id"`
+	}
+	err := rest.Select(ctx, "messages", supa.Q("select", "id", "id", "eq."+messageID,
+		"conversation_id", "eq."+convID, "sender_id", "eq."+userID, "limit", "1"), &rows)
+	return len(rows) == 1, err
+}
+
+// newFileID makes the original's file id: file_<epoch ms>_<13 hex digits>.
+func newFileID(now time.Time) string {
+	var b [7]byte
+	_, _ = rand.Read(b[:])
+	return "file_" + strconv.FormatInt(now.UnixMilli(), 10) + "_" + hex.EncodeToString(b[:])[:13]
+}
+
+// POST /api/files/upload-url (routes.md §8.1): a signed upload URL for the caller's own folder of the conversation.
+func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request) {
+	id, ok := identity(r)
+	if !ok {
+		writeFileError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	var body struct {
+		ConversationID    any             `json:"conversationId"`
+		MessageID         any             `json:"messageId"`
+		EncryptedMetadata json.RawMessage `json:"encryptedMetadata"`
+	}
+	if !readFileJSON(w, r, &body) {
+		return
+	}
+	convID, _ := body.ConversationID.(string)
+	msgID, _ := body.MessageID.(string)
+	if !isUUID(convID) || !isUUID(msgID) || len(body.EncryptedMetadata) == 0 || string(body.EncryptedMetadata) == "null" {
+		writeFileError(w, http.StatusBadRequest, "Missing required fields")
+		return
+	}
+	var meta map[string]any
+	if json.Unmarshal(body.EncryptedMetadata, &meta) != nil || len(meta) == 0 {
+		writeFileError(w, http.StatusBadRequest, "Invalid encrypted metadata")
+		return
+	}
+	_, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	rest := s.supa.As(id.Token)
+	active, err := rest.IsActiveParticipant(ctx, convID, p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error during signed URL generation")
+		return
+	}
+	if !active {
+		writeFileError(w, http.StatusForbidden, "Not authorized to upload files to this conversation")
+		return
+	}
+	own, err := s.ownMessage(ctx, rest, msgID, convID, p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error during signed URL generation")
+		return
+	}
+	if !own {
+		writeFileError(w, http.StatusNotFound, "Message not found or unauthorized")
+		return
+	}
+	fileID := newFileID(s.now())
+	path := id.AuthUID + "/" + convID + "/" + fileID
+	signed, err := s.supa.CreateSignedUploadURL(ctx, id.Token, supa.BucketEncryptedFiles, path, s.publicURL)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Failed to create upload URL")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success": true, "uploadUrl": signed.URL, "storagePath": path, "fileId": fileID, "token": signed.Token,
+		"metadata": map[string]string{"messageId": msgID, "conversationId": convID},
+	})
+}
+
+// POST /api/files/upload-complete (routes.md §8.2): records the uploaded object as a file of the caller's message
+// and tells the room. The path must lie in the caller's own folder of that conversation: the original let a caller
+// attach (and so read) another user's object.
+func (s *Server) uploadComplete(w http.ResponseWriter, r *http.Request) {
+	id, ok := identity(r)
+	if !ok {
+		writeFileError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	var body struct {
+		StoragePath any `json:"storagePath"`
+		FileID      any `json:"fileId"`
+		Metadata    *struct {
+			MessageID         any             `json:"messageId"`
+			ConversationID    any             `json:"conversationId"`
+			EncryptedMetadata json.RawMessage `json:"encryptedMetadata"`
+		} `json:"metadata"`
+	}
+	if !readFileJSON(w, r, &body) {
+		return
+	}
+	path, _ := body.StoragePath.(string)
+	fileID, _ := body.FileID.(string)
+	if path == "" || fileID == "" || body.Metadata == nil {
+		writeFileError(w, http.StatusBadRequest, "Missing required fields")
+		return
+	}
+	msgID, _ := body.Metadata.MessageID.(string)
+	convID, _ := body.Metadata.ConversationID.(string)
+	var meta map[string]any
+	if !isUUID(msgID) || !isUUID(convID) || json.Unmarshal(body.Metadata.EncryptedMetadata, &meta) != nil || len(meta) == 0 {
+		writeFileError(w, http.StatusBadRequest, "Missing metadata fields")
+		return
+	}
+	_, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	rest := s.supa.As(id.Token)
+	active, err := rest.IsActiveParticipant(ctx, convID, p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error during upload completion")
+		return
+	}
+	if !active {
+		writeFileError(w, http.StatusForbidden, "Not authorized to complete upload for this conversation")
+		return
+	}
+	folder := id.AuthUID + "/" + convID
+	if path != folder+"/"+fileID || strings.ContainsAny(fileID, "/\\") || strings.Contains(fileID, "..") {
+		writeFileError(w, http.StatusForbidden, "Invalid storage path")
+		return
+	}
+	own, err := s.ownMessage(ctx, rest, msgID, convID, p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error during upload completion")
+		return
+	}
+	if !own {
+		writeFileError(w, http.StatusNotFound, "Message not found or unauthorized")
+		return
+	}
+	objects, err := s.supa.ListObjects(ctx, id.Token, supa.BucketEncryptedFiles, folder, fileID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error during upload completion")
+		return
+	}
+	found := false
+	for _, o := range objects {
+		found = found || o.Name == fileID
+	}
+	if !found {
+		writeFileError(w, http.StatusNotFound, "File not found in storage - upload may have failed")
+		return
+	}
+	var rows []struct {
+		ID        string `json:"id"`
+		CreatedAt string `json:"created_at"`
+	}
+	err = rest.Insert(ctx, "encrypted_files", map[string]any{
+		"message_id": msgID, "storage_path": path, "encrypted_metadata": body.Metadata.EncryptedMetadata,
+		"created_by": id.AuthUID,
+	}, supa.Q("select", "id,created_at"), &rows)
+	if err != nil || len(rows) != 1 {
+		if rerr := s.supa.RemoveObjects(ctx, id.Token, supa.BucketEncryptedFiles, []string{path}); rerr != nil {
+			s.log.WarnContext(ctx, "upload-complete: removing object after failed insert", "err", rerr)
+		}
+		if err == nil {
+			err = &supa.Error{Op: "insert encrypted_files", Status: 500, Message: "no row returned"}
+		}
+		s.fileDBFailure(w, r, err, "Failed to save file metadata")
+		return
+	}
+	members, err := rest.ActiveParticipantIDs(ctx, convID)
+	if err != nil {
+		members = nil
+	}
+	ev := relay.Event{Type: "NEW_MESSAGE", Data: mustJSON(map[string]any{
+		"message":              map[string]any{"id": msgID, "conversation_id": convID, "has_attachments": true},
+		"shouldReloadMessages": true,
+	})}
+	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
+		s.log.WarnContext(ctx, "upload-complete: publish failed", "err", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true,
+		"file": map[string]string{"id": rows[0].ID, "messageId": msgID, "createdAt": rows[0].CreatedAt}})
+}
+
+// fileRow is an encrypted_files row with its message's conversation.
+type fileRow struct {
+	ID                string          `json:"id"`
+	MessageID         string          `json:"message_id"`
+	StoragePath       string          `json:"storage_path"`
+	EncryptedMetadata json.RawMessage `json:"encrypted_metadata"`
+	CreatedAt         string          `json:"created_at"`
+	CreatedBy         string          `json:"created_by"`
+	Message           *struct {
+		ConversationID string `json:"conversation_id"`
+	} `json:"messages"`
+}
+
+const fileSelect = "id,message_id,storage_path,encrypted_metadata,created_at,created_by,messages!inner(conversation_id)"
+
+// visibleFile reads one file row the caller may see: its message's conversation must have the caller as a
+// participant. Row-level security enforces the same; this check does not depend on it.
+func (s *Server) visibleFile(ctx context.Context, rest supa.Rest, fileID, me string) (*fileRow, error) {
+	if !isUUID(fileID) {
+		return nil, nil
+	}
+	var rows []fileRow
+	if err := rest.Select(ctx, "encrypted_files", supa.Q("select", fileSelect, "id", "eq."+fileID, "limit", "1"), &rows); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 || rows[0].Message == nil {
+		return nil, nil
+	}
+	p, err := rest.Participant(ctx, rows[0].Message.ConversationID, me)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return &rows[0], nil
+}
+
+// GET /api/files/message/{messageId} (routes.md §8.3).
+func (s *Server) filesOfMessage(w http.ResponseWriter, r *http.Request) {
+	id, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return
+	}
+	msgID := chi.URLParam(r, "messageId")
+	if !isUUID(msgID) {
+		writeJSON(w, http.StatusOK, map[string]any{"files": []any{}})
+		return
+	}
+	ctx := r.Context()
+	rest := s.supa.As(id.Token)
+	var rows []fileRow
+	if err := rest.Select(ctx, "encrypted_files", supa.Q("select", fileSelect, "message_id", "eq."+msgID, "order", "created_at.asc"), &rows); err != nil {
+		s.fileDBFailure(w, r, err, "Failed to fetch files")
+		return
+	}
+	files := []map[string]any{}
+	if len(rows) > 0 && rows[0].Message != nil {
+		part, err := rest.Participant(ctx, rows[0].Message.ConversationID, p.ID)
+		if err != nil {
+			s.fileDBFailure(w, r, err, "Failed to fetch files")
+			return
+		}
+		if part != nil {
+			for _, f := range rows {
+				files = append(files, map[string]any{"id": f.ID, "messageId": f.MessageID,
+					"encryptedMetadata": f.EncryptedMetadata, "createdAt": f.CreatedAt, "createdBy": f.CreatedBy,
+					"isOwner": f.CreatedBy == id.AuthUID})
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"files": files})
+}
+
+// GET /api/files/{fileId}/encrypted (routes.md §8.4): the stored ciphertext JSON as a string.
+func (s *Server) encryptedFile(w http.ResponseWriter, r *http.Request) {
+	id, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	f, err := s.visibleFile(ctx, s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error")
+		return
+	}
+	if f == nil {
+		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
+		return
+	}
+	data, err := s.supa.Download(ctx, id.Token, supa.BucketEncryptedFiles, f.StoragePath, maxEncryptedObject)
+	if errors.Is(err, supa.ErrObjectTooLarge) {
+		writeFileError(w, http.StatusRequestEntityTooLarge, "File is too large to be served inline")
+		return
+	}
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Failed to download file from storage")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "file": map[string]any{
+		"id": f.ID, "messageId": f.MessageID, "encryptedContents": string(data), "encryptedMetadata": f.EncryptedMetadata}})
+}
+
+// GET /api/files/{fileId}: the server holds no private keys, so it cannot decrypt (routes.md §8.5).
+func (s *Server) fileDecrypt(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := s.fileCaller(w, r); !ok {
+		return
+	}
+	writeFileError(w, http.StatusNotImplemented, "Server-side decryption is not supported")
+}
+
+// HEAD /api/files/{fileId}.
+func (s *Server) fileHead(w http.ResponseWriter, r *http.Request) {
+	id, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return
+	}
+	f, err := s.visibleFile(r.Context(), s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error")
+		return
+	}
+	if f == nil {
+		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", `attachment; filename="encrypted-file"`)
+	if t, err := time.Parse(time.RFC3339Nano, f.CreatedAt); err == nil {
+		h.Set("Last-Modified", t.UTC().Format(http.TimeFormat))
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// POST /api/files/{fileId}: the file's details.
+func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
+	id, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return
+	}
+	f, err := s.visibleFile(r.Context(), s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error")
+		return
+	}
+	if f == nil {
+		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": f.ID, "messageId": f.MessageID,
+		"conversationId": f.Message.ConversationID, "encryptedMetadata": f.EncryptedMetadata,
+		"createdAt": f.CreatedAt, "createdBy": f.CreatedBy, "isOwner": f.CreatedBy == id.AuthUID})
+}
+
+// POST /api/files/upload: deprecated; uploads nothing (the original stored the object and then failed).
+func (s *Server) fileUploadDeprecated(w http.ResponseWriter, r *http.Request) {
+	if _, ok := identity(r); !ok {
+		writeFileError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	writeFileError(w, http.StatusNotImplemented, "This upload method is deprecated. Use /api/files/upload-url for E2E encrypted uploads.")
+}
