@@ -106,6 +106,9 @@ func (s *Server) Routes() http.Handler {
 			s.typingRoutes(r)
 			s.keyRoutes(r)
 			s.fileRoutes(r)
+			s.miscRoutes(r)
+			s.settingsRoutes(r)
+			s.chatMessageRoutes(r)
 		})
 	})
 	return r
