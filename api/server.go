@@ -109,6 +109,7 @@ func (s *Server) Routes() http.Handler {
 			s.miscRoutes(r)
 			s.settingsRoutes(r)
 			s.chatMessageRoutes(r)
+			s.cleanupRoutes(r)
 		})
 	})
 	return r
