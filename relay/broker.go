@@ -1,0 +1,103 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Broker is the bus that makes several Hub processes behave like one. It owns two things:
+//
+//  1. The event log: one totally ordered, append-only sequence of opaque records. Publish appends a record and fans
+//     it out to every subscribed node; the append and the fan-out are atomic together (a record that is in the log
+//     is also published, in log order; Lua on Redis, one mutex in memory). Each record gets a Position: an Offset
+//     that grows by exactly one per record, and an Epoch that names the log. When the epoch changes (the log was
+//     lost, e.g. a Redis flush or a memory broker restart), offsets start again and positions from the old epoch
+//     cannot be resumed.
+//  2. Room membership: (room, user) pairs with the log offset at which the user joined, kept per user with a TTL
+//     (the grace period) that the Hubs holding streams for that user keep refreshing with Touch. Membership changes
+//     are announced to every node through HandleMembership.
+//
+// Delivery to the BrokerHandler is at-most-once and in log order, from one goroutine at a time. A broker that
+// notices a gap (a lost pub/sub message, a reconnect) fills it from its history before going on; when history
+// cannot fill it, the handler sees the offset jump and must treat older positions as unresumable.
+//
+// Every method takes a ctx that bounds its I/O. Errors from an unreachable backend are returned, never retried
+// forever: the Hub degrades to local delivery and the broker reconnects in the background (Ready reports it).
+// A BrokerHandler must not call back into the broker from its callbacks (the memory broker calls them under its
+// lock).
+type Broker interface {
+	// Subscribe starts delivering to h. It returns once the first subscription attempt is done (an error then
+	// means the broker keeps retrying in the background until ctx ends or Close). Call it once.
+	Subscribe(ctx context.Context, h BrokerHandler) error
+	// Publish appends data to the log and fans it out; it returns the record's position.
+	Publish(ctx context.Context, data []byte) (Position, error)
+	// History returns up to limit records with offsets after after.Offset, in order, and the log's current head.
+	// It returns ErrHistoryUnavailable when it cannot serve a contiguous range starting right after `after`: the
+	// epoch differs, the records were trimmed (size or age), or the broker keeps no history.
+	History(ctx context.Context, after Position, limit int) ([]Message, Position, error)
+	// Head returns the position of the newest record (offset 0 when the log is empty).
+	Head(ctx context.Context) (Position, error)
+
+	// Join adds user to room, keeps the user's membership alive for at least ttl, and returns the offset the
+	// membership counts from (an existing membership keeps its original offset). When the user already has
+	// maxRooms rooms, the oldest-joined one is dropped to make room.
+	Join(ctx context.Context, room, user string, maxRooms int, ttl time.Duration) (uint64, error)
+	Leave(ctx context.Context, room, user string) error
+	LeaveAll(ctx context.Context, user string) error
+	CloseRoom(ctx context.Context, room string) error
+	// Rooms returns the user's rooms (room → join offset) and extends their lifetime to at least ttl.
+	Rooms(ctx context.Context, user string, ttl time.Duration) (map[string]uint64, error)
+	// Touch extends the membership lifetime of each user (that has any) to ttl from now.
+	Touch(ctx context.Context, users []string, ttl time.Duration) error
+
+	// Ready returns nil when the backend is reachable and the subscription is live.
+	Ready(ctx context.Context) error
+	Close() error
+}
+
+// BrokerHandler receives what a Broker delivers; the Hub implements it.
+type BrokerHandler interface {
+	HandleMessage(m Message)
+	HandleMembership(c MembershipChange)
+}
+
+// Position locates a record in the log.
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// Message is one record of the log.
+type Message struct {
+	Pos  Position
+	Time time.Time // when it was published (publisher's clock, millisecond precision)
+	Data []byte
+}
+
+// MembershipOp names a membership change.
+type MembershipOp string
+
+const (
+	OpJoin      MembershipOp = "join"
+	OpLeave     MembershipOp = "leave"
+	OpLeaveAll  MembershipOp = "leaveall"
+	OpCloseRoom MembershipOp = "close"
+)
+
+// MembershipChange is announced to every node after the broker has applied it.
+type MembershipChange struct {
+	Op     MembershipOp `json:"op"`
+	Room   string       `json:"room,omitempty"`
+	User   string       `json:"user,omitempty"`
+	Offset uint64       `json:"off,omitempty"` // join offset (OpJoin)
+}
+
+var (
+	// ErrHistoryUnavailable means the requested position cannot be resumed: continue from the head instead.
+	ErrHistoryUnavailable = errors.New("relay: history unavailable for that position")
+	// ErrBrokerUnavailable means the backend is unreachable right now.
+	ErrBrokerUnavailable = errors.New("relay: broker unavailable")
+	// ErrBrokerClosed is returned after Close.
+	ErrBrokerClosed = errors.New("relay: broker closed")
+)

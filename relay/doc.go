@@ -1,0 +1,52 @@
+// Package relay is suparelay's real-time layer: the SSE stream of GET /api/events (sse.md), conversation rooms,
+// and the bus that lets several server processes act as one.
+//
+// # Design: one ordered log, filtered per node
+//
+// Every published event becomes one record in a single, totally ordered log owned by the Broker (a ring under a
+// mutex in memory; a capped Redis list appended by a Lua script that also PUBLISHes the record on one channel).
+// A record carries its audience: a room (with an optional excluded user and participant list) or one user. Each
+// node receives every record, keeps the recent ones in its own ring, and fans each one out to the streams of its
+// local users the record is addressed to, using a local index room → users that have streams here.
+//
+// The SSE id of a record is its log position "<epoch>-<offset>". Resume is then one number per stream: on
+// reconnect with Last-Event-ID, the node walks its ring (or the broker's history) from that offset and writes the
+// records addressed to the user, judged with the same rule as live fan-out (addressedTo) against the user's
+// current rooms and their join offsets (a room joined during the gap does not replay events from before the join).
+//
+// Why not per-user streams (one log per user, as the hint suggested)? A room event would cost one append and one
+// publish per member: 10,000 Redis writes and 10,000 pub/sub messages for one message in a 10,000-member room.
+// Why not per-room channels? Resume would need a position per room the user is in. The single log gives the cheap
+// big-room fan-out of per-room channels (one append, one publish, local filtering) and the single-offset resume
+// of per-user streams. Its costs: every node sees every record (fine for the node counts a chat server runs;
+// Redis pub/sub sends the same bytes to each node once), history is shared by all users (its size is a count of
+// records, not per user), and replay filters records it does not send. A resume that reaches further back than
+// history (size HistorySize, age HistoryTTL) just continues live; the browser reloads on open anyway.
+//
+// # Ordering and no loss between replay and live
+//
+// ServeStream registers the stream first (it starts receiving live records into its bounded queue), notes the
+// node's position p0, writes CONNECTED (id = the resume point), loads the user's rooms from the broker if this is
+// the user's first stream on the node, then takes the node's position p1 and replays (start, p1] from the ring.
+// Live records at or below p1 found on the queue afterwards are skipped, so nothing is lost and nothing is sent
+// twice (mercure's "register, snapshot, replay, ready").
+//
+// # Rooms
+//
+// Membership is (room, internal user id) → join offset, stored by the broker per user with a TTL of RoomGrace.
+// Each node with streams for a user refreshes that TTL every RoomGrace/4 and once more when the user's last stream
+// on the node closes, so memberships live while the user has a stream anywhere and for RoomGrace after the last
+// one closes; a stream opened within the grace inherits them; Join without a stream starts the grace clock. Changes
+// are announced to every node (HandleMembership) so joins made on node A reach streams on node B. Joining beyond
+// MaxRoomsPerUser drops the oldest-joined room. Empty rooms are dropped from every index.
+//
+// # Slow consumers, failures, shutdown
+//
+// Fan-out never blocks: a stream whose queue (QueueSize) is full is closed and its client reconnects and resumes.
+// Every write has its own deadline (http.ResponseController). When the broker is down, publishes and membership
+// changes apply to this node only (no id beyond the last known, no history), errors are logged and counted,
+// Ready reports it, and the Redis broker reconnects with backoff and recovers missed records from its list.
+// Shutdown ends every stream with a jittered retry hint so reconnects spread over other nodes.
+//
+// Stream caps are per node (MaxStreamsPerUser, MaxStreamsPerNode), not cluster-wide.
+package relay

@@ -1,0 +1,355 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+type closeReason uint8
+
+const (
+	closeNone closeReason = iota
+	closeSlow
+	closeShutdown
+)
+
+// stream is one open GET /api/events. The Hub closes ch (under h.mu) to end it; reason says why.
+type stream struct {
+	u      *userState
+	ch     chan *record
+	closed bool
+	reason closeReason
+}
+
+func (h *Hub) closeStreamLocked(s *stream, why closeReason) {
+	if s.closed {
+		return
+	}
+	s.closed, s.reason = true, why
+	close(s.ch)
+	delete(s.u.streams, s)
+}
+
+var errTooMany = errors.New("too many connections")
+var errShuttingDown = errors.New("shutting down")
+
+// register adds a stream for userID and returns it with the node's position at that moment (everything after it
+// reaches the stream live or through replay) and whether this call must load the user's rooms.
+func (h *Hub) register(userID string) (*stream, Position, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutting {
+		h.m.rejected.WithLabelValues("shutdown").Inc()
+		return nil, Position{}, false, errShuttingDown
+	}
+	us := h.users[userID]
+	if h.nstreams >= h.cfg.MaxStreamsPerNode {
+		h.m.rejected.WithLabelValues("node_cap").Inc()
+		return nil, Position{}, false, errTooMany
+	}
+	if us != nil && len(us.streams) >= h.cfg.MaxStreamsPerUser {
+		h.m.rejected.WithLabelValues("user_cap").Inc()
+		return nil, Position{}, false, errTooMany
+	}
+	load := false
+	if us == nil {
+		us = &userState{id: userID, streams: map[*stream]struct{}{}, rooms: map[string]uint64{}, loading: true,
+			loaded: make(chan struct{})}
+		h.users[userID] = us
+		load = true
+	}
+	s := &stream{u: us, ch: make(chan *record, h.cfg.QueueSize)}
+	us.streams[s] = struct{}{}
+	h.nstreams++
+	h.wg.Add(1)
+	h.m.streams.Inc()
+	return s, h.pos, load, nil
+}
+
+// unregister removes s; when it was the user's last stream here, the user's local state goes and the broker is
+// told to keep the memberships for RoomGrace from now.
+func (h *Hub) unregister(s *stream) {
+	h.mu.Lock()
+	h.closeStreamLocked(s, closeNone)
+	us := s.u
+	last := len(us.streams) == 0 && h.users[us.id] == us
+	if last {
+		delete(h.users, us.id)
+		for room := range us.rooms {
+			h.unindexLocked(room, us)
+		}
+	}
+	h.nstreams--
+	h.m.streams.Dec()
+	h.mu.Unlock()
+	if last {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.b.Touch(ctx, []string{us.id}, h.cfg.RoomGrace); err != nil {
+			h.brokerError("touch", err)
+		}
+		cancel()
+	}
+	h.wg.Done()
+}
+
+// loadRooms fetches the user's memberships from the broker (inheriting rooms joined within the grace period or
+// on other nodes), then applies the changes announced meanwhile and indexes the rooms.
+func (h *Hub) loadRooms(ctx context.Context, us *userState) {
+	rooms, err := h.b.Rooms(ctx, us.id, h.cfg.RoomGrace)
+	if err != nil {
+		h.brokerError("rooms", err)
+		rooms = map[string]uint64{}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	us.rooms, us.loading = rooms, false
+	for _, c := range us.pending {
+		h.applyLocked(c)
+	}
+	us.pending = nil
+	if h.users[us.id] == us {
+		for room := range us.rooms {
+			h.indexLocked(room, us)
+		}
+	}
+	close(us.loaded)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// ServeStream serves GET /api/events for an already authenticated user (internal id) until the client goes,
+// the token expires (expires; zero = never), the stream falls behind, or the Hub shuts down. Headers set on w
+// by the caller (a refreshed Set-Cookie) are kept. A cap hit answers 429 {"error":"Too many connections"}.
+func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string, expires time.Time) {
+	s, p0, load, err := h.register(userID)
+	if err != nil {
+		status, body := http.StatusTooManyRequests, `{"error":"Too many connections"}`
+		if errors.Is(err, errShuttingDown) {
+			status, body = http.StatusServiceUnavailable, `{"error":"Server shutting down"}`
+			w.Header().Set("Retry-After", "1")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+		return
+	}
+	defer h.unregister(s)
+	ctx := r.Context()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	if r.ProtoMajor == 1 {
+		hdr.Set("Connection", "keep-alive")
+	}
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{}) // a server ReadTimeout must not end the stream
+	sw := &streamWriter{w: w, rc: rc, timeout: h.cfg.WriteTimeout}
+
+	// Resume point: the client's Last-Event-ID when it is of the current epoch, else the node's position now.
+	start := p0
+	if lei, ok := parseID(r.Header.Get("Last-Event-ID")); ok && lei.Epoch == p0.Epoch && p0.Epoch != "" {
+		start = lei
+	}
+	now := h.cfg.Now()
+	ts := appendTimestamp(nil, now)
+	connected := &record{head: frameHead(TypeConnected),
+		tail: frameTail(connectedData(userID, string(ts)), formatID(start), h.cfg.Retry)}
+	if sw.write(appendFrame(nil, connected, now)) != nil {
+		return
+	}
+
+	if load {
+		h.loadRooms(ctx, s.u)
+	} else {
+		select {
+		case <-s.u.loaded:
+		case <-ctx.Done():
+			return
+		}
+	}
+	skip, ok := h.replay(ctx, sw, s.u, start, p0)
+	if !ok {
+		return
+	}
+	h.loop(ctx, sw, s, skip, expires)
+}
+
+// replay writes the records addressed to the user between start and the node's current position and returns the
+// position up to which live records on the queue are duplicates (register-before-replay: the stream was already
+// receiving live records while this ran, mercure's liveQueue idea).
+func (h *Hub) replay(ctx context.Context, sw *streamWriter, us *userState, start, p0 Position) (Position, bool) {
+	now := time.Now()
+	h.mu.Lock()
+	p1 := h.pos
+	rooms := make(map[string]uint64, len(us.rooms))
+	for k, v := range us.rooms {
+		rooms[k] = v
+	}
+	if start.Epoch == "" { // registered before the log had any record
+		start.Epoch = p1.Epoch
+	}
+	var recs []*record
+	ok := start.Epoch == p1.Epoch
+	if ok {
+		recs, ok = h.ring.since(start, p1.Offset, now)
+	}
+	h.mu.Unlock()
+	if start.Epoch != p1.Epoch { // the log changed epoch meanwhile: nothing from before can be resumed
+		return p1, true
+	}
+	if !ok {
+		recs, ok = h.brokerHistory(ctx, start, p1.Offset)
+	}
+	if !ok && start != p0 && p0.Epoch == p1.Epoch { // the gap is older than history: just continue
+		h.mu.Lock()
+		recs, _ = h.ring.since(p0, p1.Offset, now)
+		h.mu.Unlock()
+	}
+	skip := p1
+	skip.Offset = max(skip.Offset, start.Offset)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b := (*bp)[:0]
+	defer func() { *bp = b[:0] }()
+	for _, rec := range recs {
+		off, member := rooms[rec.room]
+		if rec.kind == 0 || !rec.addressedTo(us.id, off, member) {
+			continue
+		}
+		b = appendFrame(b, rec, h.cfg.Now())
+		h.m.delivered.Inc()
+		h.m.replayed.Inc()
+		if len(b) >= 32<<10 {
+			if sw.write(b) != nil {
+				return skip, false
+			}
+			b = b[:0]
+		}
+	}
+	if len(b) > 0 && sw.write(b) != nil {
+		return skip, false
+	}
+	return skip, true
+}
+
+// brokerHistory reads (after, upto] from the broker's history, for resumes the node's ring cannot serve.
+func (h *Hub) brokerHistory(ctx context.Context, after Position, upto uint64) ([]*record, bool) {
+	var out []*record
+	for after.Offset < upto && len(out) <= h.cfg.HistorySize {
+		msgs, _, err := h.b.History(ctx, after, min(int(upto-after.Offset), 1000))
+		if err != nil {
+			if !errors.Is(err, ErrHistoryUnavailable) {
+				h.brokerError("history", err)
+			}
+			return nil, false
+		}
+		if len(msgs) == 0 {
+			return nil, false
+		}
+		for _, m := range msgs {
+			if m.Pos.Offset > upto {
+				break
+			}
+			rec, err := decodeRecord(m.Data, m.Pos, m.Time)
+			if err != nil {
+				rec = &record{pos: m.Pos, at: m.Time}
+			}
+			out = append(out, rec)
+			after = m.Pos
+		}
+	}
+	return out, after.Offset >= upto
+}
+
+// loop is the stream's select loop (mercure's subscriber loop): queued records, heartbeats reset by every write,
+// token expiry, client gone, hub closing the queue.
+func (h *Hub) loop(ctx context.Context, sw *streamWriter, s *stream, skip Position, expires time.Time) {
+	hb := time.NewTimer(h.cfg.Heartbeat)
+	defer hb.Stop()
+	var expC <-chan time.Time
+	if !expires.IsZero() {
+		exp := time.NewTimer(time.Until(expires))
+		defer exp.Stop()
+		expC = exp.C
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		var rec *record
+		var open bool
+		select {
+		case rec, open = <-s.ch:
+		case <-hb.C:
+			if sw.write(appendHeartbeat((*bp)[:0], h.cfg.Now())) != nil {
+				return
+			}
+			hb.Reset(h.cfg.Heartbeat)
+			continue
+		case <-expC:
+			return
+		case <-ctx.Done():
+			return
+		}
+		b := (*bp)[:0]
+		now := h.cfg.Now()
+		for n := 0; ; n++ {
+			if !open {
+				h.mu.Lock()
+				why := s.reason
+				h.mu.Unlock()
+				if why == closeShutdown {
+					jitter := time.Duration(rand.Int64N(int64(2 * h.cfg.Retry)))
+					b = appendRetry(b, h.cfg.Retry+jitter)
+				}
+				_ = sw.write(b)
+				return
+			}
+			if rec.local || rec.pos.Epoch != skip.Epoch || rec.pos.Offset > skip.Offset {
+				b = appendFrame(b, rec, now)
+				h.m.delivered.Inc()
+			}
+			if n >= 64 || len(b) >= 32<<10 {
+				break
+			}
+			select {
+			case rec, open = <-s.ch:
+				continue
+			default:
+			}
+			break
+		}
+		*bp = b
+		if len(b) > 0 {
+			if sw.write(b) != nil {
+				return
+			}
+			hb.Reset(h.cfg.Heartbeat)
+		}
+	}
+}
+
+// streamWriter writes and flushes with a fresh deadline for every write (no server-wide WriteTimeout assumed).
+type streamWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (sw *streamWriter) write(b []byte) error {
+	if err := sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if len(b) > 0 {
+		if _, err := sw.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return sw.rc.Flush()
+}
