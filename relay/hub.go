@@ -86,7 +86,7 @@ type Hub struct {
 	m   *metrics
 
 	mu       sync.Mutex
-	users    map[string]*userState             // users with ≥1 stream on this node
+	users    map[string]*userState              // users with ≥1 stream on this node
 	rooms    map[string]map[*userState]struct{} // room → loaded local users who joined it
 	ring     *ring
 	pos      Position // newest record this node has processed
