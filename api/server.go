@@ -99,7 +99,7 @@ func (s *Server) Routes() http.Handler {
 		// The event stream stays out of body limits and form guards: it is a long-lived GET.
 		r.Get("/events", s.events)
 		r.Group(func(r chi.Router) {
-			r.Use(middleware.CrossSiteFormGuard)
+			r.Use(middleware.CrossSiteFormGuard())
 			s.authRoutes(r)
 			s.conversationRoutes(r)
 			s.messageRoutes(r)

@@ -51,7 +51,7 @@ func (s *Server) typing(start bool) http.HandlerFunc {
 		}
 		// Typing goes only to users who joined the room: the browser does not filter typing by conversation.
 		ev := relay.Event{Type: "USER_TYPING", Data: mustJSON(payload)}
-		if err := s.hub.PublishToRoom(r.Context(), convID, ev, relay.PublishOptions{ExcludeUser: p.ID}); err != nil {
+		if err := s.hub.PublishToRoom(r.Context(), convID, ev, relay.PublishOptions{ExcludeUser: p.ID, Participants: members, MembersOnly: true}); err != nil {
 			s.log.WarnContext(r.Context(), "typing: publish failed", "conversation", convID, "err", err)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})

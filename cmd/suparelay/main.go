@@ -1,0 +1,225 @@
+// Command suparelay serves QryptChat's /api routes and its Server-Sent Events stream in front of Supabase.
+//
+// It reads its configuration from the environment (and .env), verifies Supabase-issued tokens locally, forwards
+// every data operation to PostgREST under the caller's own token, and relays chat events to browsers. It starts even
+// when Supabase is unreachable: /readyz then answers 503 until PostgREST and the signing keys are reachable.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/qryptchat/suparelay/api"
+	"github.com/qryptchat/suparelay/middleware"
+	"github.com/qryptchat/suparelay/relay"
+	"github.com/qryptchat/suparelay/supa"
+)
+
+func main() {
+	if err := loadDotEnv(".env"); err != nil {
+		fmt.Fprintln(os.Stderr, "suparelay: .env:", err)
+		os.Exit(2)
+	}
+	cfg, err := LoadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "suparelay: configuration is invalid:\n%v\nSee .env.example for every setting.\n", err)
+		os.Exit(2)
+	}
+	log := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := NewMain(ctx, cfg, log)
+	if err != nil {
+		log.Error("startup failed", "err", err)
+		os.Exit(1)
+	}
+	if err := m.Run(ctx); err != nil {
+		log.Error("server stopped with an error", "err", err)
+		os.Exit(1)
+	}
+}
+
+// newLogger logs text on a terminal and JSON otherwise.
+func newLogger(w *os.File, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Main owns every long-lived part of the server.
+type Main struct {
+	cfg      Config
+	log      *slog.Logger
+	hub      *relay.Hub
+	broker   relay.Broker
+	redis    *redis.Client
+	server   *http.Server
+	listener net.Listener
+}
+
+// NewMain builds the server from cfg. Nothing here needs Supabase or Redis to be up.
+func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
+	m := &Main{cfg: cfg, log: log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	client, err := supa.New(supa.Config{URL: cfg.SupabaseURL, AnonKey: cfg.AnonKey, ServiceRoleKey: cfg.ServiceRoleKey,
+		Timeout: cfg.SupabaseTimeout})
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := middleware.NewVerifier(ctx, middleware.VerifierConfig{
+		JWKSURL: cfg.JWKSURL, HS256Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: "authenticated", Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token verifier: %w", err)
+	}
+	var shared middleware.SharedStore
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		m.redis = redis.NewClient(opts)
+		shared = middleware.NewRedisSharedStore(m.redis, "suparelay:auth:")
+		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: "suparelay:relay:", Logger: log})
+	} else {
+		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{})
+	}
+	m.hub = relay.NewHub(m.broker, relay.HubConfig{
+		Heartbeat: cfg.SSEHeartbeat, RoomGrace: cfg.SSERoomGrace, MaxStreamsPerUser: cfg.SSEMaxPerUser,
+		MaxStreamsPerNode: cfg.SSEMaxStreams, HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
+	}, log, reg)
+
+	cookie := cfg.CookieName
+	if cookie == "" {
+		cookie = middleware.CookieNameFromURL(cfg.PublicSupabaseURL)
+	}
+	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{
+		Verifier: verifier, Refresher: refresher{client}, CookieName: cookie, SecureCookies: cfg.SecureCookies,
+		Logger: log, Shared: shared,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("authenticator: %w", err)
+	}
+	srv := api.New(api.Config{
+		Supa: client, Hub: m.hub, Auth: auth, Verifier: verifier, Logger: log,
+		PublicSupabaseURL: cfg.PublicSupabaseURL, CookieName: cookie, SecureCookies: cfg.SecureCookies,
+		Registry: reg, TrustedProxies: cfg.TrustedProxies,
+	})
+	m.server = &http.Server{
+		Addr:    net.JoinHostPort("", strconv.Itoa(cfg.Port)),
+		Handler: srv.Routes(),
+		// No WriteTimeout: it would cut every SSE stream. The stream sets a deadline per write instead, and the
+		// other handlers are bounded by the Supabase call timeout.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("configured", "supabase", cfg.SupabaseURL, "public_supabase", cfg.PublicSupabaseURL, "cookie", cookie,
+		"broker", brokerName(cfg.RedisURL), "hs256_fallback", cfg.JWTSecret != "", "service_role", cfg.ServiceRoleKey != "")
+	return m, nil
+}
+
+func brokerName(redisURL string) string {
+	if redisURL != "" {
+		return "redis"
+	}
+	return "memory"
+}
+
+// Listen binds the port (separate from Run so tests can learn the address).
+func (m *Main) Listen() error {
+	ln, err := net.Listen("tcp", m.server.Addr)
+	if err != nil {
+		return err
+	}
+	m.listener = ln
+	return nil
+}
+
+// Run serves until ctx is done, then shuts down in order: stop accepting, end streams with a retry hint, drain
+// the HTTP server, close the broker and Redis.
+func (m *Main) Run(ctx context.Context) error {
+	if m.listener == nil {
+		if err := m.Listen(); err != nil {
+			return err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		if err := m.hub.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			m.log.Error("relay hub stopped", "err", err)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Serve(m.listener) }()
+	m.log.Info("listening", "addr", m.listener.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	m.log.Info("shutting down", "timeout", m.cfg.ShutdownTimeout)
+	sctx, scancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+	defer scancel()
+	m.server.SetKeepAlivesEnabled(false)
+	m.hub.Shutdown(sctx)
+	err := m.server.Shutdown(sctx)
+	cancel()
+	if cerr := m.broker.Close(); cerr != nil {
+		m.log.Warn("closing broker", "err", cerr)
+	}
+	if m.redis != nil {
+		_ = m.redis.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	m.log.Info("stopped")
+	return err
+}
+
+// refresher adapts supa's Auth client to the middleware's Refresher: an Auth 4xx means the refresh token is
+// rejected (the cookie is cleared); anything else is an outage (503, cookie untouched).
+type refresher struct{ c *supa.Client }
+
+func (r refresher) RefreshSession(ctx context.Context, refreshToken string) (*middleware.Session, error) {
+	s, err := r.c.RefreshSession(ctx, refreshToken)
+	if err != nil {
+		var e *supa.Error
+		if errors.As(err, &e) && e.Status >= 400 && e.Status < 500 {
+			return nil, fmt.Errorf("%w: %v", middleware.ErrRefreshRejected, err)
+		}
+		return nil, err
+	}
+	return &middleware.Session{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, TokenType: s.TokenType,
+		ExpiresIn: s.ExpiresIn, ExpiresAt: s.ExpiresAt, User: s.User, Raw: s.Raw}, nil
+}
+
