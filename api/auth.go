@@ -48,7 +48,9 @@ var e164 = regexp.MustCompile(`^\+[1-9]\d{1,14}$`)
 var sixDigits = regexp.MustCompile(`^\d{6}$`)
 
 // identity returns the verified caller, if any.
-func identity(r *http.Request) (middleware.Identity, bool) { return middleware.IdentityFrom(r.Context()) }
+func identity(r *http.Request) (middleware.Identity, bool) {
+	return middleware.IdentityFrom(r.Context())
+}
 
 // ---- POST /api/auth/send-sms ----
 

@@ -6,8 +6,8 @@ package api
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -115,7 +115,9 @@ func (s *Server) Routes() http.Handler {
 	return r
 }
 
-func notFound(w http.ResponseWriter, r *http.Request) { writeError(w, http.StatusNotFound, "Not found") }
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "Not found")
+}
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")

@@ -222,4 +222,3 @@ func (r refresher) RefreshSession(ctx context.Context, refreshToken string) (*mi
 	return &middleware.Session{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, TokenType: s.TokenType,
 		ExpiresIn: s.ExpiresIn, ExpiresAt: s.ExpiresAt, User: s.User, Raw: s.Raw}, nil
 }
-
