@@ -14,8 +14,8 @@ import (
 // sseEvent is one parsed frame (or comment) read off a stream.
 type sseEvent struct {
 	ID, Event, Data, Retry string
-	Comment             string
-	Raw                 string
+	Comment                string
+	Raw                    string
 }
 
 // sseClient reads a real SSE response over HTTP.
