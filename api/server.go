@@ -110,6 +110,8 @@ func (s *Server) Routes() http.Handler {
 			s.settingsRoutes(r)
 			s.chatMessageRoutes(r)
 			s.cleanupRoutes(r)
+			s.userRoutes(r)
+			s.accountRoutes(r)
 		})
 	})
 	return r
