@@ -224,7 +224,7 @@ func (s *Server) avatarAuth(w http.ResponseWriter, r *http.Request) (middleware.
 	if ok {
 		return id, true
 	}
-	if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != "" && reason != "none" {
+	if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != middleware.FailNoCredentials {
 		writeError(w, http.StatusUnauthorized, "Invalid authentication token")
 	} else {
 		writeError(w, http.StatusUnauthorized, "Authentication required")
@@ -321,7 +321,7 @@ var websiteRe = regexp.MustCompile(`(?i)^(https?://)?[a-z0-9.-]+\.[a-z.]{2,6}[a-
 func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
-		if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != "" && reason != "none" {
+		if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != middleware.FailNoCredentials {
 			writeError(w, http.StatusUnauthorized, "Invalid or expired token")
 		} else {
 			writeError(w, http.StatusUnauthorized, "Missing or invalid authorization header")
@@ -394,7 +394,7 @@ func nilIfEmpty(s string) any {
 func (s *Server) nuclearDelete(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
-		if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != "" && reason != "none" {
+		if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != middleware.FailNoCredentials {
 			writeError(w, http.StatusUnauthorized, "Invalid authentication token")
 		} else {
 			writeError(w, http.StatusUnauthorized, "No authentication found")

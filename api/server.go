@@ -93,7 +93,7 @@ func (s *Server) Routes() http.Handler {
 		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	}
 	r.Route("/api", func(r chi.Router) {
-		r.Use(chimw.GetHead, s.auth.Authenticate)
+		r.Use(chimw.GetHead, s.auth.Authenticate, authOutage)
 		r.NotFound(notFound)
 		r.MethodNotAllowed(methodNotAllowed)
 		// The event stream stays out of body limits and form guards: it is a long-lived GET.
@@ -207,4 +207,17 @@ func (s *Server) profileOf(ctx context.Context, id middleware.Identity) (profile
 		return profile{}, &supa.Error{Op: "profile", Status: http.StatusInternalServerError,
 			Message: "more than one users row for one auth uid"}
 	}
+}
+
+// authOutage answers 503 when the caller's cookie session needed a refresh and Supabase Auth could not be reached:
+// the session may well be valid, so a 401 (which makes the browser give up) would be wrong (auth.md §7).
+func authOutage(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason, ok := middleware.AuthFailureFrom(r.Context()); ok && reason == middleware.FailAuthUnavailable {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
