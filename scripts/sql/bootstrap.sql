@@ -32,17 +32,45 @@ begin
 end
 $$;
 
--- Re-assert the attributes that matter even if a role pre-existed with other settings.
-alter role anon nologin noinherit;
-alter role authenticated nologin noinherit;
-alter role service_role nologin noinherit bypassrls;
-alter role authenticator login noinherit;
--- A runaway request under the API must not hold the database; Supabase sets per-role timeouts too.
-alter role authenticator set statement_timeout = '8s';
-alter role anon set statement_timeout = '3s';
-alter role authenticated set statement_timeout = '8s';
-
-grant anon, authenticated, service_role to authenticator;
+-- Re-assert the attributes that matter if a role pre-existed with other settings. Roles are shared by every
+-- database of the cluster, and concurrent updates of one pg_authid row fail ("tuple concurrently updated"), so each
+-- change is made only when needed: bootstrapping several databases at once (the tests do) then writes nothing.
+do $$
+begin
+  if exists (select 1 from pg_roles where rolname in ('anon', 'authenticated') and (rolcanlogin or rolinherit)) then
+    alter role anon nologin noinherit;
+    alter role authenticated nologin noinherit;
+  end if;
+  if exists (select 1 from pg_roles where rolname = 'service_role' and (rolcanlogin or rolinherit or not rolbypassrls)) then
+    alter role service_role nologin noinherit bypassrls;
+  end if;
+  if exists (select 1 from pg_roles where rolname = 'authenticator' and (not rolcanlogin or rolinherit)) then
+    alter role authenticator login noinherit;
+  end if;
+  -- A runaway request under the API must not hold the database; Supabase sets per-role timeouts too.
+  if not exists (select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  where r.rolname = 'authenticator' and s.setdatabase = 0 and 'statement_timeout=8s' = any (s.setconfig)) then
+    alter role authenticator set statement_timeout = '8s';
+  end if;
+  if not exists (select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  where r.rolname = 'anon' and s.setdatabase = 0 and 'statement_timeout=3s' = any (s.setconfig)) then
+    alter role anon set statement_timeout = '3s';
+  end if;
+  if not exists (select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  where r.rolname = 'authenticated' and s.setdatabase = 0 and 'statement_timeout=8s' = any (s.setconfig)) then
+    alter role authenticated set statement_timeout = '8s';
+  end if;
+  if not pg_has_role('authenticator', 'anon', 'member') then
+    grant anon to authenticator;
+  end if;
+  if not pg_has_role('authenticator', 'authenticated', 'member') then
+    grant authenticated to authenticator;
+  end if;
+  if not pg_has_role('authenticator', 'service_role', 'member') then
+    grant service_role to authenticator;
+  end if;
+end
+$$;
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Extensions live in `extensions`, as on Supabase (extensions.uuid_generate_v4()).
