@@ -26,11 +26,15 @@ type Config struct {
 	ServiceRoleKey string // used only by the named methods of service.go; may be empty
 	Timeout        time.Duration
 	Transport      http.RoundTripper // shared by all calls; zero = a tuned clone of http.DefaultTransport
+	// StorageURL is the base of the Storage API; zero = URL + "/storage/v1". Set it when Storage is served
+	// elsewhere (tests point it at a fake that checks our requests, since Storage cannot run here).
+	StorageURL string
 }
 
 // Client is safe for concurrent use and holds no user token.
 type Client struct {
 	base       string // without trailing slash
+	storage    string // Storage API base, without trailing slash
 	anonKey    string
 	serviceKey string
 	timeout    time.Duration
@@ -58,10 +62,15 @@ func New(cfg Config) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Client{
-		base: strings.TrimRight(cfg.URL, "/"), anonKey: cfg.AnonKey, serviceKey: cfg.ServiceRoleKey,
+	c := &Client{
+		base: strings.TrimRight(cfg.URL, "/"), storage: strings.TrimRight(cfg.StorageURL, "/"),
+		anonKey: cfg.AnonKey, serviceKey: cfg.ServiceRoleKey,
 		timeout: timeout, http: &http.Client{Transport: tr},
-	}, nil
+	}
+	if c.storage == "" {
+		c.storage = c.base + "/storage/v1"
+	}
+	return c, nil
 }
 
 // HasServiceRole reports whether the service-role key is configured.

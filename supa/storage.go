@@ -31,7 +31,7 @@ func escapePath(p string) string {
 }
 
 func (c *Client) storageRequest(ctx context.Context, method, path, token string, body io.Reader, contentType string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/storage/v1/"+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.storage+"/"+path, body)
 	if err != nil {
 		return nil, err
 	}

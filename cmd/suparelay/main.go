@@ -118,7 +118,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		cookie = middleware.CookieNameFromURL(cfg.PublicSupabaseURL)
 	}
 	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{
-		Verifier: verifier, Refresher: refresher{client}, CookieName: cookie, SecureCookies: cfg.SecureCookies,
+		Verifier: verifier, Refresher: api.Refresher(client), CookieName: cookie, SecureCookies: cfg.SecureCookies,
 		Logger: log, Shared: shared,
 	})
 	if err != nil {
@@ -204,21 +204,4 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.log.Info("stopped")
 	return err
-}
-
-// refresher adapts supa's Auth client to the middleware's Refresher: an Auth 4xx means the refresh token is
-// rejected (the cookie is cleared); anything else is an outage (503, cookie untouched).
-type refresher struct{ c *supa.Client }
-
-func (r refresher) RefreshSession(ctx context.Context, refreshToken string) (*middleware.Session, error) {
-	s, err := r.c.RefreshSession(ctx, refreshToken)
-	if err != nil {
-		var e *supa.Error
-		if errors.As(err, &e) && e.Status >= 400 && e.Status < 500 {
-			return nil, fmt.Errorf("%w: %v", middleware.ErrRefreshRejected, err)
-		}
-		return nil, err
-	}
-	return &middleware.Session{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, TokenType: s.TokenType,
-		ExpiresIn: s.ExpiresIn, ExpiresAt: s.ExpiresAt, User: s.User, Raw: s.Raw}, nil
 }
