@@ -23,7 +23,7 @@ var allTables = []string{
 // rpcs are the functions of schema.md §5 (plus the fix migrations' additions) with the exact signature PostgREST
 // matches on, and whether a user token may call them.
 var rpcs = []struct {
-	name, args, result string
+	name, args, result    string
 	definer, userCallable bool
 }{
 	{"get_user_conversations_enhanced", "user_uuid uuid", "TABLE(conversation_id uuid, conversation_name text, conversation_type text, last_message_encrypted_content bytea, last_message_sender_username text, last_message_at timestamp with time zone, unread_count bigint)", false, true},
