@@ -265,6 +265,9 @@ func TestRLSWritesThroughPostgREST(t *testing.T) {
 		{"member updates their own bio", func() (int, []byte) {
 			return api.do(t, http.MethodPatch, "/users?id=eq."+c.member.ID, member, map[string]any{"bio": "hello", "sms_notifications_enabled": false}, "Prefer", "return=representation")
 		}, http.StatusForbidden}, // return=representation selects phone_number etc.: the row cannot be returned
+		{"member updates their own bio (explicit columns returned)", func() (int, []byte) {
+			return api.do(t, http.MethodPatch, "/users?select=id,bio&id=eq."+c.member.ID, member, map[string]any{"bio": "hello"}, "Prefer", "return=representation")
+		}, http.StatusOK},
 		{"member updates their own bio (minimal return)", func() (int, []byte) {
 			return api.do(t, http.MethodPatch, "/users?id=eq."+c.member.ID, member, map[string]any{"bio": "hello", "sms_notifications_enabled": false})
 		}, http.StatusNoContent},
