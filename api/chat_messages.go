@@ -116,7 +116,7 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		s.dbFailureFixed(w, r, err, "Failed to create message")
 		return
 	}
-	ev := relay.Event{Type: "NEW_MESSAGE", Data: mustJSON(map[string]any{"message": row, "shouldReloadMessages": true})}
+	ev := relay.NewMessageEvent(row)
 	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
 		s.log.WarnContext(ctx, "chat/messages: publish failed", "err", err)
 	}

@@ -184,8 +184,8 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var n int
-	err := s.supa.As(id.Token).RPC(r.Context(), "api_mark_conversation_read", map[string]any{"p_conversation_id": convID}, &n)
+	var newest *string
+	err := s.supa.As(id.Token).RPC(r.Context(), "api_mark_conversation_read", map[string]any{"p_conversation_id": convID}, &newest)
 	var e *supa.Error
 	if errors.As(err, &e) && e.Code == "PT403" {
 		writeError(w, http.StatusForbidden, "Access denied to conversation")
@@ -195,9 +195,9 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 		s.dbFailureFixed(w, r, err, "Failed to mark messages as read")
 		return
 	}
-	if n > 0 {
+	if newest != nil {
 		// A read receipt for the other members' streams; this frontend ignores the event name, others may use it.
-		ev := relay.Event{Type: "MESSAGES_READ", Data: mustJSON(map[string]any{"conversationId": convID, "userId": p.ID, "count": n})}
+		ev := relay.MessageReadEvent(p.ID, convID, *newest)
 		if err := s.hub.PublishToRoom(r.Context(), convID, ev, relay.PublishOptions{ExcludeUser: p.ID}); err != nil {
 			s.log.WarnContext(r.Context(), "mark-read: publish failed", "err", err)
 		}

@@ -369,7 +369,7 @@ func (s *Server) announceConversation(ctx context.Context, conv supa.Conversatio
 	if len(conv.Raw) == 0 {
 		conv.Raw = mustJSON(conv)
 	}
-	ev := relay.Event{Type: "CONVERSATION_CREATED", Data: mustJSON(map[string]json.RawMessage{"conversation": conv.Raw})}
+	ev := relay.ConversationCreatedEvent(conv.Raw)
 	for _, u := range users {
 		if err := s.hub.PublishToUser(ctx, u, ev); err != nil {
 			s.log.WarnContext(ctx, "conversation created: publish failed", "user", u, "err", err)

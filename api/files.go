@@ -258,10 +258,7 @@ func (s *Server) uploadComplete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		members = nil
 	}
-	ev := relay.Event{Type: "NEW_MESSAGE", Data: mustJSON(map[string]any{
-		"message":              map[string]any{"id": msgID, "conversation_id": convID, "has_attachments": true},
-		"shouldReloadMessages": true,
-	})}
+	ev := relay.NewMessageShortEvent(msgID, convID)
 	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
 		s.log.WarnContext(ctx, "upload-complete: publish failed", "err", err)
 	}

@@ -143,7 +143,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	ev := relay.Event{Type: "NEW_MESSAGE", Data: mustJSON(map[string]any{"message": row, "shouldReloadMessages": true})}
+	ev := relay.NewMessageEvent(row)
 	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
 		s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
 	}

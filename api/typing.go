@@ -42,15 +42,11 @@ func (s *Server) typing(start bool) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "Access denied to conversation")
 			return
 		}
-		var payload any
+		ev := relay.TypingStopEvent(p.ID, convID)
 		if start {
-			payload = map[string]any{"userId": p.ID, "username": p.Username, "displayName": p.DisplayName,
-				"conversationId": convID, "isTyping": true}
-		} else {
-			payload = map[string]any{"userId": p.ID, "conversationId": convID, "isTyping": false}
+			ev = relay.TypingStartEvent(p.ID, p.Username, p.DisplayName, convID)
 		}
 		// Typing goes only to users who joined the room: the browser does not filter typing by conversation.
-		ev := relay.Event{Type: "USER_TYPING", Data: mustJSON(payload)}
 		if err := s.hub.PublishToRoom(r.Context(), convID, ev, relay.PublishOptions{ExcludeUser: p.ID, Participants: members, MembersOnly: true}); err != nil {
 			s.log.WarnContext(r.Context(), "typing: publish failed", "conversation", convID, "err", err)
 		}
