@@ -22,7 +22,7 @@ create or replace function public.api_send_message(
   p_reply_to_id uuid default null,
   p_content_type text default 'text',
   p_has_attachments boolean default false
-) returns jsonb
+) returns json
 language plpgsql
 security invoker
 set search_path = public, extensions
@@ -49,19 +49,21 @@ begin
   returning * into v_msg;
   perform public.fn_create_message_recipients(v_msg.id, p_encrypted_contents);
   perform public.fn_create_deliveries_for_message(v_msg.id);
-  return to_jsonb(v_msg) || jsonb_build_object('sender', (
-    select jsonb_build_object('id', u.id, 'username', u.username, 'display_name', u.display_name,
-                              'avatar_url', u.avatar_url)
-    from public.users u where u.id = v_msg.sender_id));
+  -- json (not jsonb) keeps the table's column order, as PostgREST's insert … select=*,sender:… answered.
+  return (select row_to_json(t) from (
+    select v_msg.*, (select row_to_json(s) from (
+              select u.id, u.username, u.display_name, u.avatar_url from public.users u where u.id = v_msg.sender_id) s
+           ) as sender) t);
 end;
 $$;
 
 -- api_mark_conversation_read: chat/conversations/[id]/mark-read (routes.md §7.2). Marks the caller's unread,
 -- undeleted deliveries of the conversation read, sets read_at on the caller's copies and starts read-based expiry
 -- as fn_mark_message_read does. SECURITY DEFINER because it touches only the caller's own rows, identified by
--- auth.uid(); returns how many deliveries changed.
+-- auth.uid(); returns the id of the newest message whose delivery it marked read (null when nothing changed), for
+-- the read receipt.
 create or replace function public.api_mark_conversation_read(p_conversation_id uuid)
-returns integer
+returns uuid
 language plpgsql
 security definer
 set search_path = public, extensions
@@ -69,7 +71,7 @@ as $$
 declare
   v_me uuid := public.current_user_internal_id();
   v_part public.conversation_participants;
-  v_n integer;
+  v_newest uuid;
 begin
   if v_me is null then
     raise sqlstate 'PT401' using message = 'no_profile';
@@ -79,11 +81,13 @@ begin
   if not found then
     raise sqlstate 'PT403' using message = 'not_participant';
   end if;
-  update public.deliveries d set read_ts = now()
-    from public.messages m
-   where d.message_id = m.id and m.conversation_id = p_conversation_id
-     and d.recipient_user_id = v_me and d.read_ts is null and d.deleted_ts is null;
-  get diagnostics v_n = row_count;
+  with marked as (
+    update public.deliveries d set read_ts = now()
+      from public.messages m
+     where d.message_id = m.id and m.conversation_id = p_conversation_id
+       and d.recipient_user_id = v_me and d.read_ts is null and d.deleted_ts is null
+    returning m.id, m.created_at)
+  select id into v_newest from marked order by created_at desc limit 1;
   update public.message_recipients r
      set read_at = now(),
          expires_at = case
@@ -93,7 +97,7 @@ begin
     from public.messages m
    where r.message_id = m.id and m.conversation_id = p_conversation_id
      and r.recipient_user_id = v_me and r.read_at is null;
-  return v_n;
+  return v_newest;
 end;
 $$;
 
