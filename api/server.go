@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qryptchat/suparelay/middleware"
+	"github.com/qryptchat/suparelay/notify"
 	"github.com/qryptchat/suparelay/relay"
 	"github.com/qryptchat/suparelay/supa"
+	"github.com/qryptchat/suparelay/webhooks"
 )
 
 // Config carries the dependencies and settings of the handlers. cmd/suparelay builds it.
@@ -35,8 +37,14 @@ type Config struct {
 	SecureCookies     bool
 	Registry          *prometheus.Registry // /metrics; nil = no metrics endpoint
 	TrustedProxies    []netip.Prefix       // proxies whose X-Forwarded-For is believed
-	ProfileCacheTTL   time.Duration        // zero = DefaultProfileCacheTTL
-	Now               func() time.Time     // zero = time.Now
+	Webhooks          *webhooks.Deliverer  // nil: stored webhooks are not delivered
+	SMS               notify.SMSSender     // /api/sms/send-notification; nil = log only
+	TelnyxPublicKey   string               // Ed25519 key of the Telnyx webhook (base64 or PEM); "" refuses all
+	TelnyxReply       notify.SMSSender     // replies to inbound codes; nil = none
+	AlertMailer       notify.Mailer        // opt-in copy of inbound SMS webhooks; nil = none
+	AlertTo           []string
+	ProfileCacheTTL   time.Duration    // zero = DefaultProfileCacheTTL
+	Now               func() time.Time // zero = time.Now
 }
 
 // DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
@@ -58,6 +66,13 @@ type Server struct {
 	proxies   []netip.Prefix
 	limits    routeLimits
 	activity  activityTracker
+
+	webhooks    *webhooks.Deliverer
+	sms         notify.SMSSender
+	telnyxKey   string
+	telnyxReply notify.SMSSender
+	alertMailer notify.Mailer
+	alertTo     []string
 }
 
 // New builds a Server from cfg.
@@ -66,6 +81,11 @@ func New(cfg Config) *Server {
 		supa: cfg.Supa, hub: cfg.Hub, auth: cfg.Auth, verifier: cfg.Verifier, log: cfg.Logger,
 		publicURL: cfg.PublicSupabaseURL, cookie: cfg.CookieName, secure: cfg.SecureCookies,
 		registry: cfg.Registry, now: cfg.Now, proxies: cfg.TrustedProxies,
+		webhooks: cfg.Webhooks, sms: cfg.SMS, telnyxKey: cfg.TelnyxPublicKey, telnyxReply: cfg.TelnyxReply,
+		alertMailer: cfg.AlertMailer, alertTo: cfg.AlertTo,
+	}
+	if s.sms == nil {
+		s.sms = notify.LogSMS{Logger: cfg.Logger}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -114,6 +134,8 @@ func (s *Server) Routes() http.Handler {
 			s.cleanupRoutes(r)
 			s.userRoutes(r)
 			s.accountRoutes(r)
+			s.webhookRoutes(r)
+			s.integrationRoutes(r)
 		})
 	})
 	return r

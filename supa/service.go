@@ -80,3 +80,29 @@ func (c *Client) CleanupExpiredMessages(ctx context.Context) (int, error) {
 	err = sr.RPC(ctx, "fn_cleanup_expired_messages", map[string]any{}, &n)
 	return n, err
 }
+
+// WebhookTarget is a stored webhook that wants an event.
+type WebhookTarget struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	URL    string `json:"url"`
+}
+
+// WebhooksFor lists the webhooks of the given users (auth uids) subscribed to event.
+//
+// Service role because: webhooks belong to their owners and row-level security (rightly) shows each user only
+// their own; delivering "message.created" to the OTHER participants' webhooks needs to read theirs. The server
+// calls this only with the auth uids of the active participants of a conversation the caller just wrote to, and
+// only ever sends the stored URL an event about that conversation.
+func (c *Client) WebhooksFor(ctx context.Context, authUIDs []string, event string) ([]WebhookTarget, error) {
+	if len(authUIDs) == 0 {
+		return nil, nil
+	}
+	sr, err := c.service()
+	if err != nil {
+		return nil, err
+	}
+	var out []WebhookTarget
+	err = sr.Select(ctx, "webhooks", Q("select", "id,user_id,url", "user_id", In(authUIDs), "events", "cs.{"+event+"}", "limit", "1000"), &out)
+	return out, err
+}
