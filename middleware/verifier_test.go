@@ -185,7 +185,7 @@ func TestAttackSuite(t *testing.T) {
 		{name: "cookie invalid base64", cookie: testCookie + "=base64-!!!not*base64"},
 		{name: "cookie bad URL escape", cookie: testCookie + "=%7B%zz"},
 		{name: "cookie JSON not a session", cookie: cookieHeader(testCookie, []byte(`{"foo":"bar"}`))},
-		{name: "cookie JSON array", cookie: cookieHeader(testCookie, []byte(`["` + good + `","rt",null]`))},
+		{name: "cookie JSON array", cookie: cookieHeader(testCookie, []byte(`["`+good+`","rt",null]`))},
 		{name: "cookie access_token not a string", cookie: cookieHeader(testCookie, []byte(`{"access_token":5}`))},
 		{name: "cookie raw JSON not JSON", cookie: testCookie + "=" + url.PathEscape(`{"access_token":`)},
 		{name: "cookie with forged token", cookie: cookieHeader(testCookie, sessionJSON(t, tampered(), "rt", sub, time.Now().Add(time.Hour), nil))},
@@ -214,7 +214,6 @@ func TestAttackSuite(t *testing.T) {
 		t.Errorf("handler reached %d times, want 0", n)
 	}
 }
-
 
 // TestIdentityResolution covers the accepted paths of auth.md §3.
 func TestIdentityResolution(t *testing.T) {
