@@ -434,6 +434,8 @@ func (s *Server) createConversationRoute(w http.ResponseWriter, r *http.Request)
 	}
 	s.joinQuietly(r.Context(), conv.ID, p.ID)
 	s.announceConversation(r.Context(), conv, without(others, p.ID))
+	s.emitWebhooks(id.Token, "conversation.created", append([]string{p.ID}, without(others, p.ID)...),
+		map[string]any{"id": conv.ID, "type": conv.Type, "created_by": p.ID})
 	writeJSON(w, http.StatusOK, map[string]string{"conversation_id": conv.ID, "message": "Conversation created successfully"})
 }
 

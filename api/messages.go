@@ -148,6 +148,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
 	}
 	s.touchActivity(id.Token, p.ID)
+	s.emitWebhooks(id.Token, "message.created", members, messageCreatedPayload(row))
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": row})
 }
 
@@ -278,4 +279,18 @@ func (s *Server) touchActivity(token, userID string) {
 			s.log.Debug("update_user_activity failed", "user", userID, "err", err)
 		}
 	}()
+}
+
+// messageCreatedPayload is what a message.created webhook carries: identifiers and time, never content (which is
+// end-to-end encrypted anyway).
+func messageCreatedPayload(row json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(row, &m)
+	out := map[string]json.RawMessage{}
+	for _, k := range []string{"id", "conversation_id", "sender_id", "message_type", "created_at", "has_attachments"} {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
