@@ -292,7 +292,7 @@ func TestParseSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_700_000_000, 0)
-	s2, err := s.withExpiresAt(now)
+	s2, err := s.WithExpiresAt(now)
 	if err != nil {
 		t.Fatal(err)
 	}

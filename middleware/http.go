@@ -164,6 +164,9 @@ func SecurityHeaders(next http.Handler) http.Handler {
 // n while the handler reads it makes the response 413 {"error":"Request body too large"} whatever the handler then
 // tries to write (its own answer to the read error is discarded). routes.md §2.3: 1 MiB JSON, 6 MiB avatar upload.
 func BodyLimit(n int64) func(http.Handler) http.Handler {
+	if n <= 0 {
+		panic("middleware: BodyLimit needs a positive size")
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > n {

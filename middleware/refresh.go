@@ -179,5 +179,5 @@ func (rf *refresher) call(ctx context.Context, refreshToken string) (*Session, e
 	if sess == nil || sess.AccessToken == "" || sess.RefreshToken == "" || len(sess.Raw) == 0 {
 		return nil, errors.New("refresher returned an incomplete session")
 	}
-	return sess.withExpiresAt(time.Now())
+	return sess.WithExpiresAt(time.Now())
 }

@@ -78,9 +78,10 @@ func numberToInt(n json.Number) (int64, error) {
 	return int64(f), nil
 }
 
-// withExpiresAt returns the session with expires_at filled in from expires_in when Supabase Auth omitted it: the
+// WithExpiresAt returns the session with expires_at filled in from expires_in when Supabase Auth omitted it: the
 // browser client treats a stored session without expires_at as invalid (auth.md §4.2). Raw is updated to match.
-func (s *Session) withExpiresAt(now time.Time) (*Session, error) {
+// Call it before WriteSessionCookie on any session obtained from Auth (the refresh path already does).
+func (s *Session) WithExpiresAt(now time.Time) (*Session, error) {
 	if s.ExpiresAt != 0 || s.ExpiresIn <= 0 {
 		return s, nil
 	}
