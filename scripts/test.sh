@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# test.sh — what `make test` and CI run: install what is missing, start a fresh private test stack (random ports,
+# never the dev stack's), go vet, go test -race, a short run of every fuzz target, and always stop the stack.
+#
+# Environment: FUZZTIME (default 10s per fuzz target), GO_TEST_FLAGS (extra flags for go test),
+# STACK_REUSE_DB=1 to let the stack reuse an ambient DATABASE_URL/PGHOST instead of a private cluster.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH="$PATH:/usr/local/go/bin"
+fi
+command -v go >/dev/null || {
+	echo "test: go is not on PATH" >&2
+	exit 1
+}
+
+export STACK_NAME=test STACK_FRESH=1
+if [[ ${STACK_REUSE_DB:-0} != 1 ]]; then
+	# A private cluster per run: never apply migrations to whatever database the machine happens to point at.
+	unset DATABASE_URL PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSSLMODE
+fi
+FUZZTIME=${FUZZTIME:-10s}
+read -r -a EXTRA <<<"${GO_TEST_FLAGS:-}"
+
+START=$SECONDS
+SUMMARY=()
+FAILED=0
+say() { printf '\n=== test.sh: %s\n' "$*"; }
+
+# step NAME CMD…: run a step, record its result and duration, keep going on failure.
+step() {
+	local name=$1 t0=$SECONDS rc=0
+	shift
+	say "$name"
+	"$@" || rc=$?
+	if ((rc == 0)); then
+		SUMMARY+=("PASS  $(printf '%-40s' "$name") $((SECONDS - t0))s")
+	else
+		SUMMARY+=("FAIL  $(printf '%-40s' "$name") $((SECONDS - t0))s (exit $rc)")
+		FAILED=1
+	fi
+	return 0
+}
+
+install_missing() {
+	local pkgs=()
+	if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
+		pkgs+=(postgresql)
+	fi
+	command -v psql >/dev/null || pkgs+=(postgresql-client)
+	command -v redis-server >/dev/null || pkgs+=(redis-server)
+	[[ -x /usr/bin/chromium ]] || pkgs+=(chromium)
+	command -v curl >/dev/null || pkgs+=(curl)
+	((${#pkgs[@]})) || return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "test: WARNING: missing ${pkgs[*]} and not root: install them with apt-get" >&2
+		return 0
+	fi
+	say "installing ${pkgs[*]} from Debian"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+}
+
+cleanup() {
+	local rc=$?
+	say "stopping the test stack"
+	scripts/stack.sh down || true
+	printf '\n=== test.sh summary (%ss total)\n' "$((SECONDS - START))"
+	printf '%s\n' "${SUMMARY[@]}"
+	if ((FAILED || rc)); then
+		echo "=== RESULT: FAIL"
+		exit 1
+	fi
+	echo "=== RESULT: PASS"
+}
+trap cleanup EXIT
+
+install_missing
+say "starting the test stack"
+t0=$SECONDS
+scripts/stack.sh up
+SUMMARY+=("PASS  $(printf '%-40s' 'stack up') $((SECONDS - t0))s")
+# shellcheck disable=SC1091
+source .stack/test/env
+export CI=${CI:-}
+
+step "go vet ./..." go vet ./...
+step "go test -race ./..." go test -race -count=1 -timeout 25m "${EXTRA[@]}" ./...
+
+# Fuzz targets: `go test -list` prints a package's matching names followed by its "ok <pkg>" line.
+say "discovering fuzz targets"
+fuzz=()
+names=()
+while IFS= read -r line; do
+	case $line in
+	Fuzz*) names+=("$line") ;;
+	ok*)
+		pkg=$(awk '{print $2}' <<<"$line")
+		for n in "${names[@]}"; do fuzz+=("$pkg $n"); done
+		names=()
+		;;
+	*) names=() ;;
+	esac
+done < <(go test -list '^Fuzz' ./... 2>&1 || true)
+if ((${#fuzz[@]} == 0)); then
+	echo "no fuzz targets"
+fi
+for f in "${fuzz[@]}"; do
+	read -r pkg n <<<"$f"
+	step "fuzz $n ($FUZZTIME)" go test -run='^$' -fuzz="^$n\$" -fuzztime="$FUZZTIME" "$pkg"
+done
