@@ -27,18 +27,14 @@ func (s *Server) authRoutes(r chi.Router) {
 
 // routeLimits are the per-route limits of the contract that live with their routes.
 type routeLimits struct {
-	smsPerIP      *windowLimiter // send-sms: 5 per 60 s per IP (routes.md §3.6)
-	smsPerPhone   *windowLimiter // send-sms: 5 per hour per phone, against SMS pumping
-	restorePerIP  *windowLimiter // GET key-backup: 5 per hour per IP (routes.md §2.2)
-	restorePerIPU *windowLimiter // GET key-backup: 3 per hour per IP + User-Agent
+	smsPerIP    *windowLimiter // send-sms: 5 per 60 s per IP (routes.md §3.6)
+	smsPerPhone *windowLimiter // send-sms: 5 per hour per phone, against SMS pumping
 }
 
 func newRouteLimits(now func() time.Time) routeLimits {
 	return routeLimits{
-		smsPerIP:      newWindowLimiter(5, time.Minute, now),
-		smsPerPhone:   newWindowLimiter(5, time.Hour, now),
-		restorePerIP:  newWindowLimiter(5, time.Hour, now),
-		restorePerIPU: newWindowLimiter(3, time.Hour, now),
+		smsPerIP:    newWindowLimiter(5, time.Minute, now),
+		smsPerPhone: newWindowLimiter(5, time.Hour, now),
 	}
 }
 
@@ -425,13 +421,7 @@ type keyBackupRow struct {
 }
 
 func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
-	ip := middleware.ClientIP(r, s.proxies).String()
-	okIP, _ := s.limits.restorePerIP.allow(ip)
-	okIPU, _ := s.limits.restorePerIPU.allow(ip + "|" + r.UserAgent())
-	if !okIP || !okIPU {
-		writeError(w, http.StatusTooManyRequests, "Too many restore attempts. Try again later.")
-		return
-	}
+	// The strict restore limit (routes.md §2.2) is the rate limiter's first rule, shared across nodes.
 	id, ok := identity(r)
 	if !ok {
 		writeError(w, http.StatusUnauthorized, "Unauthorized")

@@ -43,8 +43,9 @@ type Config struct {
 	TelnyxReply       notify.SMSSender     // replies to inbound codes; nil = none
 	AlertMailer       notify.Mailer        // opt-in copy of inbound SMS webhooks; nil = none
 	AlertTo           []string
-	ProfileCacheTTL   time.Duration    // zero = DefaultProfileCacheTTL
-	Now               func() time.Time // zero = time.Now
+	RateLimit         func(http.Handler) http.Handler // per-path-group limits, run after authentication; nil = none
+	ProfileCacheTTL   time.Duration                   // zero = DefaultProfileCacheTTL
+	Now               func() time.Time                // zero = time.Now
 }
 
 // DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
@@ -73,6 +74,7 @@ type Server struct {
 	telnyxReply notify.SMSSender
 	alertMailer notify.Mailer
 	alertTo     []string
+	rateLimit   func(http.Handler) http.Handler
 }
 
 // New builds a Server from cfg.
@@ -82,7 +84,7 @@ func New(cfg Config) *Server {
 		publicURL: cfg.PublicSupabaseURL, cookie: cfg.CookieName, secure: cfg.SecureCookies,
 		registry: cfg.Registry, now: cfg.Now, proxies: cfg.TrustedProxies,
 		webhooks: cfg.Webhooks, sms: cfg.SMS, telnyxKey: cfg.TelnyxPublicKey, telnyxReply: cfg.TelnyxReply,
-		alertMailer: cfg.AlertMailer, alertTo: cfg.AlertTo,
+		alertMailer: cfg.AlertMailer, alertTo: cfg.AlertTo, rateLimit: cfg.RateLimit,
 	}
 	if s.sms == nil {
 		s.sms = notify.LogSMS{Logger: cfg.Logger}
@@ -116,6 +118,9 @@ func (s *Server) Routes() http.Handler {
 	}
 	r.Route("/api", func(r chi.Router) {
 		r.Use(chimw.GetHead, s.auth.Authenticate, authOutage)
+		if s.rateLimit != nil {
+			r.Use(s.rateLimit)
+		}
 		r.NotFound(notFound)
 		r.MethodNotAllowed(methodNotAllowed)
 		// The event stream stays out of body limits and form guards: it is a long-lived GET.

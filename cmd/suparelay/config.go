@@ -38,6 +38,25 @@ type Config struct {
 	SSEHistorySize    int
 	SSEHistoryTTL     time.Duration
 	ExpiryJobInterval time.Duration
+
+	RateLimits           bool
+	WebhookSigningSecret string
+	WebhookAllowPrivate  bool
+	SMSProvider          string // log, twilio or telnyx
+	TwilioAccountSID     string
+	TwilioAuthToken      string
+	TwilioPhoneNumber    string
+	TwilioMessagingSID   string
+	TelnyxAPIKey         string
+	TelnyxPhoneNumber    string
+	TelnyxPublicKey      string
+	MailgunAPIKey        string
+	MailgunDomain        string
+	AlertEmailTo         []string
+	AlertEmailFrom       string
+	FrontendURL          string
+	ProxySupabase        bool
+	MigrationMode        bool
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into the process environment without overriding variables that are
@@ -108,6 +127,19 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		return d
 	}
+	boolean := func(k string, def bool) bool {
+		switch v := strings.ToLower(str(k, "")); v {
+		case "":
+			return def
+		case "1", "true", "yes", "on":
+			return true
+		case "0", "false", "no", "off":
+			return false
+		default:
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", k, v))
+			return def
+		}
+	}
 	httpURL := func(k, v string, required bool) string {
 		if v == "" {
 			if required {
@@ -142,6 +174,32 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SSEHistorySize:    num("SSE_HISTORY_SIZE", 500),
 		SSEHistoryTTL:     dur("SSE_HISTORY_TTL", 10*time.Minute),
 		ExpiryJobInterval: dur("EXPIRY_JOB_INTERVAL", time.Minute),
+	}
+	c.RateLimits = boolean("RATE_LIMITS", true)
+	c.WebhookSigningSecret = str("WEBHOOK_SIGNING_SECRET", "")
+	c.WebhookAllowPrivate = boolean("WEBHOOK_ALLOW_PRIVATE", false)
+	c.SMSProvider = strings.ToLower(str("SMS_PROVIDER", "log"))
+	c.TwilioAccountSID, c.TwilioAuthToken = str("TWILIO_ACCOUNT_SID", ""), str("TWILIO_AUTH_TOKEN", "")
+	c.TwilioPhoneNumber, c.TwilioMessagingSID = str("TWILIO_PHONE_NUMBER", ""), str("TWILIO_MESSAGE_SERVICE_SID", "")
+	c.TelnyxAPIKey, c.TelnyxPhoneNumber = str("TELNYX_API_KEY", ""), str("TELNYX_PHONE_NUMBER", "")
+	c.TelnyxPublicKey = str("TELNYX_PUBLIC_KEY", "")
+	c.MailgunAPIKey, c.MailgunDomain = str("MAILGUN_API_KEY", ""), str("MAILGUN_DOMAIN", "")
+	c.AlertEmailFrom = str("ALERT_EMAIL_FROM", "")
+	for _, a := range strings.Split(str("ALERT_EMAIL_TO", ""), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.AlertEmailTo = append(c.AlertEmailTo, a)
+		}
+	}
+	switch c.SMSProvider {
+	case "log", "twilio", "telnyx":
+	default:
+		errs = append(errs, fmt.Errorf("SMS_PROVIDER: %q is not one of log, twilio, telnyx", c.SMSProvider))
+	}
+	c.FrontendURL = httpURL("FRONTEND_URL", str("FRONTEND_URL", ""), false)
+	c.ProxySupabase = boolean("PROXY_SUPABASE", false)
+	c.MigrationMode = boolean("MIGRATION_MODE", false)
+	if c.MigrationMode && c.FrontendURL == "" {
+		errs = append(errs, errors.New("MIGRATION_MODE needs FRONTEND_URL"))
 	}
 	c.PublicSupabaseURL = httpURL("SUPABASE_PUBLIC_URL", str("SUPABASE_PUBLIC_URL", c.SupabaseURL), false)
 	if c.AnonKey == "" {

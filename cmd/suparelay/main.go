@@ -23,9 +23,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/qryptchat/suparelay/api"
+	"github.com/qryptchat/suparelay/jobs"
 	"github.com/qryptchat/suparelay/middleware"
 	"github.com/qryptchat/suparelay/relay"
 	"github.com/qryptchat/suparelay/supa"
+	"github.com/qryptchat/suparelay/webhooks"
 )
 
 func main() {
@@ -77,6 +79,8 @@ type Main struct {
 	redis    *redis.Client
 	server   *http.Server
 	listener net.Listener
+	webhooks *webhooks.Deliverer
+	expiry   *jobs.Runner
 }
 
 // NewMain builds the server from cfg. Nothing here needs Supabase or Redis to be up.
@@ -124,11 +128,47 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authenticator: %w", err)
 	}
+	ints, err := newIntegrations(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	m.webhooks = ints.webhooks
+	var limiter func(http.Handler) http.Handler
+	if cfg.RateLimits {
+		var store middleware.RateStore = middleware.NewMemoryRateStore(0)
+		if m.redis != nil {
+			store = middleware.NewRedisRateStore(m.redis, "suparelay:rate:")
+		}
+		limiter = middleware.NewRateLimiter(middleware.RateLimitConfig{
+			Store:    store,
+			ClientIP: func(r *http.Request) string { return middleware.ClientIP(r, cfg.TrustedProxies).String() },
+			UserKey: func(r *http.Request) (string, bool) {
+				id, ok := middleware.IdentityFrom(r.Context())
+				return id.AuthUID, ok
+			},
+			Logger: log,
+		})
+	}
 	srv := api.New(api.Config{
 		Supa: client, Hub: m.hub, Auth: auth, Verifier: verifier, Logger: log,
 		PublicSupabaseURL: cfg.PublicSupabaseURL, CookieName: cookie, SecureCookies: cfg.SecureCookies,
-		Registry: reg, TrustedProxies: cfg.TrustedProxies,
+		Registry: reg, TrustedProxies: cfg.TrustedProxies, RateLimit: limiter,
+		Webhooks: ints.webhooks, SMS: ints.sms, TelnyxPublicKey: cfg.TelnyxPublicKey, TelnyxReply: ints.telnyxReply,
+		AlertMailer: ints.mailer, AlertTo: cfg.AlertEmailTo,
 	})
+	if cfg.ServiceRoleKey != "" && cfg.ExpiryJobInterval > 0 {
+		var lock jobs.Locker = jobs.NewLocalLocker()
+		if m.redis != nil {
+			lock = jobs.NewRedisLocker(m.redis, "suparelay:jobs:")
+		}
+		m.expiry, err = jobs.NewRunner(jobs.RunnerConfig{Name: "expire-messages", Interval: cfg.ExpiryJobInterval,
+			Lock: lock, Run: client.CleanupExpiredMessages, Logger: log, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("expiry job: %w", err)
+		}
+	} else {
+		log.Warn("expiry of disappearing messages is off: it needs SUPABASE_SERVICE_ROLE_KEY and EXPIRY_JOB_INTERVAL > 0")
+	}
 	m.server = &http.Server{
 		Addr:    net.JoinHostPort("", strconv.Itoa(cfg.Port)),
 		Handler: srv.Routes(),
@@ -177,6 +217,20 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("relay hub stopped", "err", err)
 		}
 	}()
+	if m.webhooks != nil {
+		go func() {
+			if err := m.webhooks.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.Error("webhook deliverer stopped", "err", err)
+			}
+		}()
+	}
+	if m.expiry != nil {
+		go func() {
+			if err := m.expiry.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.Error("expiry job stopped", "err", err)
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
 	m.log.Info("listening", "addr", m.listener.Addr().String())
@@ -193,6 +247,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.hub.Shutdown(sctx)
 	err := m.server.Shutdown(sctx)
 	cancel()
+	if m.webhooks != nil {
+		_ = m.webhooks.Close()
+	}
 	if cerr := m.broker.Close(); cerr != nil {
 		m.log.Warn("closing broker", "err", cerr)
 	}
