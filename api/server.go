@@ -75,6 +75,9 @@ type Server struct {
 	alertMailer notify.Mailer
 	alertTo     []string
 	rateLimit   func(http.Handler) http.Handler
+
+	routerOnce sync.Once
+	mux        *chi.Mux
 }
 
 // New builds a Server from cfg.
@@ -106,7 +109,21 @@ func New(cfg Config) *Server {
 }
 
 // Routes returns the whole HTTP surface: health, metrics and /api.
-func (s *Server) Routes() http.Handler {
+func (s *Server) Routes() http.Handler { return s.router() }
+
+// Implements reports whether this server has a handler for the request's method and path; the front door's
+// migration mode sends everything else to the old Node server.
+func (s *Server) Implements(r *http.Request) bool {
+	return s.router().Match(chi.NewRouteContext(), r.Method, r.URL.Path)
+}
+
+// router builds the routes once.
+func (s *Server) router() *chi.Mux {
+	s.routerOnce.Do(func() { s.mux = s.buildRoutes() })
+	return s.mux
+}
+
+func (s *Server) buildRoutes() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.Recoverer(s.log), middleware.AccessLog(s.log), middleware.SecurityHeaders)
 	r.NotFound(notFound)

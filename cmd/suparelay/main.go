@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/qryptchat/suparelay/api"
+	"github.com/qryptchat/suparelay/frontdoor"
 	"github.com/qryptchat/suparelay/jobs"
 	"github.com/qryptchat/suparelay/middleware"
 	"github.com/qryptchat/suparelay/relay"
@@ -169,13 +171,28 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	} else {
 		log.Warn("expiry of disappearing messages is off: it needs SUPABASE_SERVICE_ROLE_KEY and EXPIRY_JOB_INTERVAL > 0")
 	}
+	handler := srv.Routes()
+	if cfg.FrontendURL != "" || cfg.ProxySupabase {
+		fd := frontdoor.Config{API: handler, MigrationMode: cfg.MigrationMode, Implemented: srv.Implements,
+			ProxySupabase: cfg.ProxySupabase, TrustedProxies: cfg.TrustedProxies, Logger: log}
+		if cfg.FrontendURL != "" {
+			fd.FrontendURL, _ = url.Parse(cfg.FrontendURL)
+		}
+		if cfg.ProxySupabase {
+			fd.SupabaseURL, _ = url.Parse(cfg.SupabaseURL)
+		}
+		if handler, err = frontdoor.New(fd); err != nil {
+			return nil, fmt.Errorf("front door: %w", err)
+		}
+		log.Info("front door on", "frontend", cfg.FrontendURL, "proxy_supabase", cfg.ProxySupabase, "migration_mode", cfg.MigrationMode)
+	}
 	m.server = &http.Server{
 		Addr:    net.JoinHostPort("", strconv.Itoa(cfg.Port)),
-		Handler: srv.Routes(),
+		Handler: handler,
 		// No WriteTimeout: it would cut every SSE stream. The stream sets a deadline per write instead, and the
-		// other handlers are bounded by the Supabase call timeout.
+		// other handlers are bounded by the Supabase call timeout. No ReadTimeout either: the front door streams
+		// uploads of up to 2 GiB to Storage; API bodies are capped by size instead.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
