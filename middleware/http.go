@@ -134,17 +134,30 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			start := time.Now()
 			li := &logInfo{}
 			sw := &statusWriter{ResponseWriter: w}
+			// Deferred so that a panic passing through (Recoverer placed outside) is still logged, as a 500. It is
+			// not recovered here, so the outer Recoverer still sees the original stack.
+			completed := false
+			defer func() {
+				status := sw.status
+				switch {
+				case status == 0 && !completed:
+					status = http.StatusInternalServerError
+				case status == 0:
+					status = http.StatusOK
+				}
+				logAccess(logger, r, li, status, sw.bytes, time.Since(start))
+			}()
 			next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logInfoKey, li)))
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
-				slog.Int64("bytes", sw.bytes), slog.Duration("duration", time.Since(start)),
-				slog.String("request_id", RequestIDFrom(r.Context())), slog.String("user", li.user))
+			completed = true
 		})
 	}
+}
+
+func logAccess(logger *slog.Logger, r *http.Request, li *logInfo, status int, bytes int64, d time.Duration) {
+	logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+		slog.Int64("bytes", bytes), slog.Duration("duration", d),
+		slog.String("request_id", RequestIDFrom(r.Context())), slog.String("user", li.user))
 }
 
 // SecurityHeaders sets X-Content-Type-Options: nosniff and, unless already set, Cache-Control: no-store (routes.md
@@ -252,8 +265,9 @@ func (l *limitWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 // CrossSiteFormGuard refuses POST/PUT/PATCH/DELETE with a form-like content type (urlencoded, multipart, text/plain,
 // the types a cross-site HTML form can send without a CORS preflight) from a foreign Origin: 403 {"error":"Cross-site
 // POST form submissions are forbidden"} (routes.md §2.3). An origin is ours when its host equals the request's Host
-// or it is listed in trustedOrigins (scheme://host[:port], e.g. the public app origin behind a proxy). Without an
-// Origin header, Sec-Fetch-Site: cross-site is refused too; a request with neither (curl, webhooks) passes.
+// or it is listed in trustedOrigins (scheme://host[:port]: pass the public app origin when a proxy rewrites Host), or
+// the browser says Sec-Fetch-Site: same-origin. Without an Origin header, Sec-Fetch-Site: cross-site is refused too;
+// a request with neither (curl, webhooks) passes.
 func CrossSiteFormGuard(trustedOrigins ...string) func(http.Handler) http.Handler {
 	trusted := make(map[string]bool, len(trustedOrigins))
 	for _, o := range trustedOrigins {
@@ -291,6 +305,11 @@ func formLike(ct string) bool {
 }
 
 func foreign(r *http.Request, trusted map[string]bool) bool {
+	// Sec-Fetch-Site is set by the browser and cannot be forged by a page, so "same-origin" settles it even when a
+	// proxy rewrote Host. Non-browser clients can send anything, but they are not the cross-site-form threat.
+	if r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		return false
+	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return r.Header.Get("Sec-Fetch-Site") == "cross-site"

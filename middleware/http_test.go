@@ -99,6 +99,41 @@ func TestRecoverer(t *testing.T) {
 	}
 }
 
+// TestPanicOrderAccessLogInside: with Recoverer outside AccessLog the request is still logged (as a 500) and the
+// panic log still points at the handler that panicked.
+func TestPanicOrderAccessLogInside(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	srv := httptest.NewServer(RequestID(Recoverer(logger)(AccessLog(logger)(http.HandlerFunc(panickingHandler)))))
+	t.Cleanup(srv.Close)
+	resp, _ := get(t, srv.URL+"/p", nil)
+	if resp.StatusCode != 500 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var access, panicLine map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		switch m["msg"] {
+		case "http request":
+			access = m
+		case "panic serving request":
+			panicLine = m
+		}
+	}
+	if access == nil || access["status"] != float64(500) {
+		t.Errorf("access log = %v", access)
+	}
+	if panicLine == nil || !strings.Contains(panicLine["stack"].(string), "panickingHandler") {
+		t.Errorf("panic log lacks the original frame: %v", panicLine)
+	}
+}
+
+func panickingHandler(http.ResponseWriter, *http.Request) { panic("boom") }
+
 func TestRecovererRepanicsAbort(t *testing.T) {
 	t.Parallel()
 	h := Recoverer(quietLog)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
@@ -256,6 +291,8 @@ func TestCrossSiteFormGuard(t *testing.T) {
 		{"POST", "application/x-www-form-urlencoded", self, "", 200},
 		{"POST", "application/x-www-form-urlencoded", "https://qrypt.chat", "", 200},
 		{"POST", "application/x-www-form-urlencoded", "", "", 200}, // curl, webhooks
+		{"POST", "multipart/form-data; boundary=x", "https://app.behind-proxy.example", "same-origin", 200},
+		{"POST", "multipart/form-data; boundary=x", "https://evil.example", "same-site", 403},
 		{"GET", "application/x-www-form-urlencoded", "https://evil.example", "", 200},
 		{"POST", "", "https://evil.example", "", 200},
 	} {
