@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qryptchat/suparelay/internal/devkeys"
+	"github.com/qryptchat/suparelay/internal/testenv"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	_, err := LoadConfig(env(map[string]string{"PORT": "x", "SUPABASE_URL": "ftp://nope", "LOG_LEVEL": "loud",
+		"SSE_HEARTBEAT": "soon", "SUPABASE_JWT_SECRET": "short", "REDIS_URL": "http://x", "TRUSTED_PROXIES": "nope",
+		"SMS_PROVIDER": "pigeon", "MIGRATION_MODE": "true"}))
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{"PORT", "SUPABASE_URL", "SUPABASE_ANON_KEY is required", "LOG_LEVEL", "SSE_HEARTBEAT",
+		"SUPABASE_JWT_SECRET", "REDIS_URL", "TRUSTED_PROXIES", "SMS_PROVIDER", "MIGRATION_MODE needs FRONTEND_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(env(map[string]string{"SUPABASE_URL": "http://127.0.0.1:54321/", "SUPABASE_ANON_KEY": "k"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 3000 || c.SupabaseURL != "http://127.0.0.1:54321" || c.PublicSupabaseURL != c.SupabaseURL ||
+		c.JWKSURL != "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json" || c.SSEHeartbeat != 25*time.Second ||
+		c.SSERoomGrace != 120*time.Second || c.SecureCookies || !c.RateLimits || c.SMSProvider != "log" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startMain runs the real server binary's Main on a free port and returns its base URL.
+func startMain(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	vars["PORT"] = port
+	cfg, err := LoadConfig(env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := NewMain(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("shutdown took too long")
+		}
+	})
+	return "http://" + m.listener.Addr().String()
+}
+
+func readyz(t *testing.T, base string) (int, map[string]any) {
+	t.Helper()
+	res, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&body)
+	return res.StatusCode, body
+}
+
+// TestStartsWithoutSupabase: with Supabase unreachable the server starts, /healthz is 200 and /readyz 503 with the
+// reasons (PostgREST unreachable, no signing keys).
+func TestStartsWithoutSupabase(t *testing.T) {
+	base := startMain(t, map[string]string{"SUPABASE_URL": "http://" + freeAddr(t), "SUPABASE_ANON_KEY": devkeys.AnonKey()})
+	res, err := http.Get(base + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+	code, body := readyz(t, base)
+	reasons, _ := body["reasons"].(map[string]any)
+	if code != http.StatusServiceUnavailable || reasons["postgrest"] == nil || reasons["signing_keys"] == nil {
+		t.Fatalf("readyz = %d %v, want 503 naming postgrest and signing_keys", code, body)
+	}
+}
+
+// TestReadyAgainstTheStack: against the real local stack /readyz is 200 once the JWKS has loaded.
+func TestReadyAgainstTheStack(t *testing.T) {
+	base := startMain(t, map[string]string{"SUPABASE_URL": testenv.SupabaseURL(t), "SUPABASE_ANON_KEY": devkeys.AnonKey(),
+		"SUPABASE_SERVICE_ROLE_KEY": devkeys.ServiceRoleKey(), "SUPABASE_JWT_SECRET": devkeys.JWTSecret})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := readyz(t, base)
+		if code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz = %d %v after 10 s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReadyzFollowsPostgREST: /readyz turns 503 while the PostgREST behind the gateway is down and 200 again when
+// it is back. The gateway in front of the real stack answers 502 for /rest/v1 while "down", as Kong does when
+// PostgREST is gone.
+func TestReadyzFollowsPostgREST(t *testing.T) {
+	upstream, err := url.Parse(testenv.SupabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() && strings.HasPrefix(r.URL.Path, "/rest/v1") {
+			http.Error(w, `{"message":"An invalid response was received from the upstream server"}`, http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer gw.Close()
+	base := startMain(t, map[string]string{"SUPABASE_URL": gw.URL, "SUPABASE_ANON_KEY": devkeys.AnonKey()})
+	waitReady := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := readyz(t, base)
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("readyz = %d %v, want %d", code, body, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitReady(http.StatusOK)
+	down.Store(true)
+	code, body := readyz(t, base)
+	if reasons, _ := body["reasons"].(map[string]any); code != http.StatusServiceUnavailable || reasons["postgrest"] != "unreachable" {
+		t.Fatalf("readyz with PostgREST down = %d %v", code, body)
+	}
+	down.Store(false)
+	waitReady(http.StatusOK)
+}
