@@ -31,8 +31,14 @@ func (s *Server) accountRoutes(r chi.Router) {
 	r.Post("/profile/update", s.updateProfile)
 	r.Delete("/user/nuclear-delete", s.nuclearDelete)
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch} {
-		r.Method(m, "/user/nuclear-delete", http.HandlerFunc(methodNotAllowed))
+		r.Method(m, "/user/nuclear-delete", http.HandlerFunc(nuclearDeleteOnly))
 	}
+}
+
+// nuclearDeleteOnly is the original's 405 JSON stub for the other methods of /api/user/nuclear-delete.
+func nuclearDeleteOnly(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodDelete)
+	methodNotAllowed(w, r)
 }
 
 // ---- backup PIN (routes.md §3.1) ----
@@ -335,7 +341,7 @@ func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]any{"updated_at": s.now().UTC().Format(time.RFC3339Nano)}
 	if v, present := body["bio"]; present {
 		bio, isStr := v.(string)
-		if v != nil && !isStr {
+		if truthy(v) && !isStr { // falsy non-strings (null, false, 0) clear the field, as in the original
 			writeError(w, http.StatusBadRequest, "Bio must be a string")
 			return
 		}
@@ -348,7 +354,7 @@ func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	if v, present := body["website"]; present {
 		site, isStr := v.(string)
-		if v != nil && !isStr {
+		if truthy(v) && !isStr {
 			writeError(w, http.StatusBadRequest, "Website must be a string")
 			return
 		}

@@ -63,11 +63,16 @@ func (s *Server) sendSMS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	phone, isString := body.PhoneNumber.(string)
-	if body.PhoneNumber == nil || body.PhoneNumber == false || (isString && phone == "") {
+	if !truthy(body.PhoneNumber) {
 		writeError(w, http.StatusBadRequest, "Phone number is required")
 		return
 	}
-	if !isString || !e164.MatchString(phone) {
+	if !isString {
+		// The original failed on a truthy non-string and answered this 500; routes.md §3.6 keeps it.
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Internal server error", "code": "INTERNAL_ERROR"})
+		return
+	}
+	if !e164.MatchString(phone) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{
 			"error":      "Invalid phone number format. Please use E.164 format (e.g., +1234567890)",
 			"suggestion": "Ensure your phone number starts with + and includes country code",
@@ -254,11 +259,13 @@ func (s *Server) verifySessionBranch(w http.ResponseWriter, r *http.Request, bod
 	}
 	claims, err := s.verifier.Verify(r.Context(), token)
 	if err != nil {
-		if errors.Is(err, middleware.ErrTokenExpired) {
-			writeError(w, http.StatusUnauthorized, "Session expired. Please verify your phone number again.")
+		// The original answered "Session expired" whenever Auth refused the token, expired or forged alike, and
+		// "Invalid session" only when the check itself failed (routes.md §3.10).
+		if errors.Is(err, middleware.ErrKeysUnavailable) {
+			writeError(w, http.StatusUnauthorized, "Invalid session. Please verify your phone number again.")
 			return
 		}
-		writeError(w, http.StatusUnauthorized, "Invalid session. Please verify your phone number again.")
+		writeError(w, http.StatusUnauthorized, "Session expired. Please verify your phone number again.")
 		return
 	}
 	if strings.TrimPrefix(claims.Phone, "+") != strings.TrimPrefix(phone, "+") {
@@ -357,9 +364,28 @@ func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, authUID,
 
 // authSession reports the cookie session only (auth.md §3), verified and refreshed by the authenticator.
 func (s *Server) authSession(w http.ResponseWriter, r *http.Request) {
+	if id, ok := identity(r); ok && id.Source == middleware.SourceBearer && r.Header.Get("Cookie") != "" {
+		// A valid Bearer wins over the cookie in Authenticate, which then never looks at the cookie; this route
+		// reports the cookie session only, so resolve the caller again without the Authorization header (that run
+		// also refreshes an expired cookie and writes the new one).
+		r2 := r.Clone(r.Context())
+		r2.Header.Del("Authorization")
+		s.auth.Authenticate(http.HandlerFunc(s.cookieSession)).ServeHTTP(w, r2)
+		return
+	}
+	s.cookieSession(w, r)
+}
+
+// cookieSession answers GET /api/auth/session from an identity resolved from the cookie alone.
+func (s *Server) cookieSession(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if ok && id.Source == middleware.SourceCookie && id.Session != nil {
 		writeJSON(w, http.StatusOK, map[string]json.RawMessage{"session": sessionView(id.Session)})
+		return
+	}
+	if reason, _ := middleware.AuthFailureFrom(r.Context()); reason == middleware.FailAuthUnavailable {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
 		return
 	}
 	if _, err := middleware.ReadSessionCookie(r, s.cookie); errors.Is(err, middleware.ErrNoSessionCookie) {
@@ -397,7 +423,8 @@ func (s *Server) authUser(w http.ResponseWriter, r *http.Request) {
 	user, err := s.supa.GetUser(r.Context(), id.Token)
 	if err != nil {
 		var e *supa.Error
-		if errors.As(err, &e) && e.Status == 0 {
+		if errors.As(err, &e) && (e.Status == 0 || e.Status >= 500) {
+			// Auth is down or broken, the session may be fine: a 401 would send the browser to the login page.
 			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
 			return
 		}

@@ -216,13 +216,19 @@ func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid conversation id")
 		return
 	}
-	p, ok := s.requireProfile(w, r, id, "Unauthorized")
-	if !ok {
+	p, err := s.profileOf(r.Context(), id)
+	if errors.Is(err, errNoProfile) {
+		// The original answered every failure of its caller lookup, the profile included, with 401 (routes.md §7.3).
+		writeError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	if err != nil {
+		s.dbFailureFixed(w, r, err, "Failed to fetch participants")
 		return
 	}
 	rest := s.supa.As(id.Token)
 	var rows []json.RawMessage
-	err := rest.Select(r.Context(), "conversation_participants", supa.Q(
+	err = rest.Select(r.Context(), "conversation_participants", supa.Q(
 		"select", "user_id,role,joined_at,user:users!conversation_participants_user_id_fkey(id,username,display_name,avatar_url)",
 		"conversation_id", "eq."+convID, "left_at", "is.null", "order", "joined_at.asc"), &rows)
 	if err != nil {

@@ -55,7 +55,7 @@ func (s *Server) getPublicKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !isUUID(userID) {
-		writeJSON(w, http.StatusOK, map[string]any{"public_key": nil, "user_id": userID})
+		writeJSON(w, http.StatusOK, map[string]any{"public_key": nil}) // the unknown-user answer
 		return
 	}
 	uids, err := s.authUIDs(r, id.Token, []string{userID})
@@ -168,7 +168,7 @@ func (s *Server) putPublicKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keyType := appKeyType
-	if body.KeyType != nil {
+	if truthy(body.KeyType) { // the original defaulted any falsy key_type
 		kt, isStr := body.KeyType.(string)
 		if !isStr || kt == "" || len(kt) > maxKeyTypeLen {
 			writeError(w, http.StatusBadRequest, "key_type must be a string of at most 50 characters")

@@ -44,6 +44,7 @@ type Config struct {
 	AlertMailer       notify.Mailer        // opt-in copy of inbound SMS webhooks; nil = none
 	AlertTo           []string
 	RateLimit         func(http.Handler) http.Handler // per-path-group limits, run after authentication; nil = none
+	AppOrigins        []string                        // public origins of the app, trusted by the cross-site form guard
 	ProfileCacheTTL   time.Duration                   // zero = DefaultProfileCacheTTL
 	Now               func() time.Time                // zero = time.Now
 }
@@ -75,6 +76,7 @@ type Server struct {
 	alertMailer notify.Mailer
 	alertTo     []string
 	rateLimit   func(http.Handler) http.Handler
+	appOrigins  []string
 
 	routerOnce sync.Once
 	mux        *chi.Mux
@@ -88,6 +90,7 @@ func New(cfg Config) *Server {
 		registry: cfg.Registry, now: cfg.Now, proxies: cfg.TrustedProxies,
 		webhooks: cfg.Webhooks, sms: cfg.SMS, telnyxKey: cfg.TelnyxPublicKey, telnyxReply: cfg.TelnyxReply,
 		alertMailer: cfg.AlertMailer, alertTo: cfg.AlertTo, rateLimit: cfg.RateLimit,
+		appOrigins: cfg.AppOrigins,
 	}
 	if s.sms == nil {
 		s.sms = notify.LogSMS{Logger: cfg.Logger}
@@ -125,7 +128,7 @@ func (s *Server) router() *chi.Mux {
 
 func (s *Server) buildRoutes() *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recoverer(s.log), middleware.AccessLog(s.log), middleware.SecurityHeaders)
+	r.Use(middleware.RequestID, middleware.AccessLog(s.log), middleware.Recoverer(s.log), middleware.SecurityHeaders)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	r.Get("/healthz", s.healthz)
@@ -143,7 +146,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 		// The event stream stays out of body limits and form guards: it is a long-lived GET.
 		r.Get("/events", s.events)
 		r.Group(func(r chi.Router) {
-			r.Use(middleware.CrossSiteFormGuard())
+			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...))
 			s.authRoutes(r)
 			s.conversationRoutes(r)
 			s.messageRoutes(r)

@@ -57,6 +57,7 @@ type Config struct {
 	FrontendURL          string
 	ProxySupabase        bool
 	MigrationMode        bool
+	AppOrigins           []string
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into the process environment without overriding variables that are
@@ -197,6 +198,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.FrontendURL = httpURL("FRONTEND_URL", str("FRONTEND_URL", ""), false)
 	c.ProxySupabase = boolean("PROXY_SUPABASE", false)
+	for _, o := range strings.Split(str("APP_ORIGINS", ""), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.AppOrigins = append(c.AppOrigins, httpURL("APP_ORIGINS", o, false))
+		}
+	}
 	c.MigrationMode = boolean("MIGRATION_MODE", false)
 	if c.MigrationMode && c.FrontendURL == "" {
 		errs = append(errs, errors.New("MIGRATION_MODE needs FRONTEND_URL"))

@@ -156,7 +156,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		PublicSupabaseURL: cfg.PublicSupabaseURL, CookieName: cookie, SecureCookies: cfg.SecureCookies,
 		Registry: reg, TrustedProxies: cfg.TrustedProxies, RateLimit: limiter,
 		Webhooks: ints.webhooks, SMS: ints.sms, TelnyxPublicKey: cfg.TelnyxPublicKey, TelnyxReply: ints.telnyxReply,
-		AlertMailer: ints.mailer, AlertTo: cfg.AlertEmailTo,
+		AlertMailer: ints.mailer, AlertTo: cfg.AlertEmailTo, AppOrigins: cfg.AppOrigins,
 	})
 	if cfg.ServiceRoleKey != "" && cfg.ExpiryJobInterval > 0 {
 		var lock jobs.Locker = jobs.NewLocalLocker()
