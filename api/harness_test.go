@@ -35,7 +35,10 @@ type harness struct {
 	client  *http.Client
 }
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB) *harness { t.Helper(); return newHarnessWith(t, nil) }
+
+// newHarnessWith lets a test adjust the handlers' configuration (e.g. add a webhook deliverer).
+func newHarnessWith(t testing.TB, adjust func(*api.Config)) *harness {
 	t.Helper()
 	base := testenv.SupabaseURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,8 +62,12 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Config{Supa: client, Hub: hub, Auth: auth, Verifier: verifier, Logger: log,
-		PublicSupabaseURL: "https://public.example.test", CookieName: "sb-127-auth-token", Registry: prometheus.NewRegistry()})
+	cfg := api.Config{Supa: client, Hub: hub, Auth: auth, Verifier: verifier, Logger: log,
+		PublicSupabaseURL: "https://public.example.test", CookieName: "sb-127-auth-token", Registry: prometheus.NewRegistry()}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	s := api.New(cfg)
 	srv := httptest.NewServer(s.Routes())
 	t.Cleanup(func() {
 		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
