@@ -17,6 +17,12 @@ import (
 // The /api/chat/messages routes have no browser caller; the original's were unreachable (legacy cookies). They are
 // implemented as intended (routes.md §7.5, §7.6) on the same atomic send path as messages/send.
 
+// The 401 texts of the original's legacy-cookie check, shared by §6.10, §6.11 and §7.5.
+const (
+	legacyNoAuth  = "No authentication tokens found"
+	legacyBadAuth = "Invalid authentication token"
+)
+
 func (s *Server) chatMessageRoutes(r chi.Router) {
 	r.Get("/chat/messages", s.chatMessagesList)
 	r.Post("/chat/messages", s.chatMessagesSend)
@@ -25,7 +31,7 @@ func (s *Server) chatMessageRoutes(r chi.Router) {
 }
 
 func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Authentication required")
+	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
 		return
 	}
@@ -40,13 +46,17 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	convID, _ := body.ConversationID.(string)
-	if convID == "" || len(body.EncryptedContents) == 0 || string(body.EncryptedContents) == "null" {
+	if convID == "" || rawFalsy(body.EncryptedContents) {
 		writeError(w, http.StatusBadRequest, "Missing required fields: conversation_id, encrypted_contents")
+		return
+	}
+	if !isUUID(convID) {
+		writeError(w, http.StatusBadRequest, "Invalid conversation_id")
 		return
 	}
 	const badObj = "encrypted_contents must be an object with user_id -> encrypted_content mappings"
 	var contents map[string]any
-	if !isUUID(convID) || json.Unmarshal(body.EncryptedContents, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
+	if json.Unmarshal(body.EncryptedContents, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
 		writeError(w, http.StatusBadRequest, badObj)
 		return
 	}
@@ -130,7 +140,7 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) chatMessagesList(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Authentication required")
+	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
 		return
 	}
@@ -233,7 +243,7 @@ func (s *Server) chatMessagesList(w http.ResponseWriter, r *http.Request) {
 
 // PATCH /api/chat/messages {message_id}: marks one message read for the caller.
 func (s *Server) chatMessagesMarkRead(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Authentication required")
+	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
 		return
 	}

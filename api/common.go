@@ -25,6 +25,15 @@ func (s *Server) requireUser(w http.ResponseWriter, r *http.Request, msg string)
 	return id, ok
 }
 
+// requireUserWith is requireUser for routes whose contract gives one 401 text when no credentials were sent and
+// another when the token (or cookie session) was refused.
+func (s *Server) requireUserWith(w http.ResponseWriter, r *http.Request, noCredentials, invalid string) (middleware.Identity, bool) {
+	if reason, present := middleware.AuthFailureFrom(r.Context()); present && reason != middleware.FailNoCredentials {
+		return s.requireUser(w, r, invalid)
+	}
+	return s.requireUser(w, r, noCredentials)
+}
+
 // requireProfile answers the route's "no profile" 404 (default "User not found") when the caller has no users
 // row, and the mapped database failure otherwise.
 func (s *Server) requireProfile(w http.ResponseWriter, r *http.Request, id middleware.Identity, notFound string) (profile, bool) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -55,7 +56,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	convID, _ := body.ConversationID.(string)
-	if convID == "" || len(body.EncryptedContents) == 0 || string(body.EncryptedContents) == "null" {
+	if convID == "" || rawFalsy(body.EncryptedContents) {
 		writeError(w, http.StatusBadRequest, "Conversation ID and encrypted contents are required")
 		return
 	}
@@ -150,6 +151,16 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	s.touchActivity(id.Token, p.ID)
 	s.emitWebhooks(id.Token, "message.created", members, messageCreatedPayload(row))
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": row})
+}
+
+// rawFalsy reports whether a raw JSON value is absent or falsy in JavaScript's sense (null, false, 0, ""): the
+// original tested presence with `!value`.
+func rawFalsy(v json.RawMessage) bool {
+	switch string(bytes.TrimSpace(v)) {
+	case "", "null", "false", "0", `""`, "-0", "0.0":
+		return true
+	}
+	return false
 }
 
 type loadRequest struct {

@@ -26,7 +26,7 @@ const (
 
 // GET /api/settings/disappearing-messages (routes.md §9.2).
 func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Missing or invalid authorization header")
+	id, ok := s.requireUserWith(w, r, "Missing or invalid authorization header", "Invalid token")
 	if !ok {
 		return
 	}
@@ -48,7 +48,7 @@ func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
 
 // PUT /api/settings/disappearing-messages {default_message_retention_days}.
 func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Missing or invalid authorization header")
+	id, ok := s.requireUserWith(w, r, "Missing or invalid authorization header", "Invalid token")
 	if !ok {
 		return
 	}
@@ -87,7 +87,7 @@ type disappearSettings struct {
 
 // GET /api/conversations/{id}/disappearing-messages (routes.md §6.10): the caller's own timer for the conversation.
 func (s *Server) getDisappearing(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "No authentication tokens found")
+	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
 		return
 	}
@@ -115,7 +115,7 @@ func (s *Server) getDisappearing(w http.ResponseWriter, r *http.Request) {
 
 // PUT /api/conversations/{id}/disappearing-messages {disappear_seconds, start_on}.
 func (s *Server) putDisappearing(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "No authentication tokens found")
+	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
 		return
 	}
@@ -176,7 +176,7 @@ type preset struct {
 
 // GET /api/conversations/{id}/disappearing-messages/presets (routes.md §6.11).
 func (s *Server) disappearingPresets(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.requireUser(w, r, "No authentication tokens found"); !ok {
+	if _, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth); !ok {
 		return
 	}
 	presets := []preset{{"Off", 0, "Messages never disappear"}}
