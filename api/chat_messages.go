@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -85,47 +84,30 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		}
 		replyTo = &rid
 	}
-	p, ok := s.requireProfile(w, r, id, "User not found")
-	if !ok {
+	if _, ok := s.requireProfile(w, r, id, "User not found"); !ok {
 		return
 	}
 	ctx := r.Context()
-	rest := s.supa.As(id.Token)
-	members, err := rest.ActiveParticipantIDs(ctx, convID)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to create message")
-		return
-	}
-	if !contains(members, p.ID) {
+	sent, err := s.storeMessage(ctx, id.Token, map[string]any{"p_conversation_id": convID,
+		"p_encrypted_contents": encodeCopies(contents), "p_content_type": contentType,
+		"p_has_attachments": hasAttachments, "p_reply_to_id": replyTo})
+	var e *supa.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &e) && e.Code == "PT403":
 		writeError(w, http.StatusForbidden, "Not authorized to send messages in this conversation")
 		return
-	}
-	copies := map[string]string{}
-	for k, v := range contents {
-		if contains(members, k) {
-			copies[k] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
-		}
-	}
-	if len(copies) == 0 {
+	case errors.As(err, &e) && e.Message == "no_recipients":
 		writeError(w, http.StatusBadRequest, "No recipient is an active participant of this conversation")
 		return
-	}
-	var row json.RawMessage
-	err = rest.RPC(ctx, "api_send_message", map[string]any{"p_conversation_id": convID, "p_encrypted_contents": copies,
-		"p_content_type": contentType, "p_has_attachments": hasAttachments, "p_reply_to_id": replyTo}, &row)
-	var e *supa.Error
-	if errors.As(err, &e) && e.Code == "PT403" {
-		writeError(w, http.StatusForbidden, "Not authorized to send messages in this conversation")
-		return
-	}
-	if errors.As(err, &e) && e.Message == "reply_not_in_conversation" {
+	case errors.As(err, &e) && e.Message == "reply_not_in_conversation":
 		writeError(w, http.StatusBadRequest, "reply_to_id must be a message of this conversation")
 		return
-	}
-	if err != nil {
+	default:
 		s.dbFailureFixed(w, r, err, "Failed to create message")
 		return
 	}
+	row, members := sent.Message, sent.Participants
 	ev := relay.NewMessageEvent(row)
 	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
 		s.log.WarnContext(ctx, "chat/messages: publish failed", "err", err)

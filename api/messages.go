@@ -107,36 +107,17 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	rest := s.supa.As(id.Token)
-	members, err := rest.ActiveParticipantIDs(ctx, convID)
-	if err != nil {
-		s.dbFailure(w, r, err, "Failed to send message")
-		return
-	}
-	if !contains(members, p.ID) {
-		writeError(w, http.StatusForbidden, "Access denied to conversation")
-		return
-	}
-	copies := make(map[string]string, len(contents))
-	for k, v := range contents {
-		if contains(members, k) {
-			copies[k] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
-		}
-	}
-	if len(copies) == 0 {
-		writeError(w, http.StatusBadRequest, "No recipient is an active participant of this conversation")
-		return
-	}
-	var row json.RawMessage
-	err = rest.RPC(ctx, "api_send_message", map[string]any{
-		"p_conversation_id": convID, "p_encrypted_contents": copies, "p_message_type": msgType,
+	sent, err := s.storeMessage(ctx, id.Token, map[string]any{
+		"p_conversation_id": convID, "p_encrypted_contents": encodeCopies(contents), "p_message_type": msgType,
 		"p_metadata": metadata, "p_reply_to_id": replyTo,
-	}, &row)
+	})
 	if err != nil {
 		var e *supa.Error
 		switch {
 		case errors.As(err, &e) && e.Code == "PT403":
 			writeError(w, http.StatusForbidden, "Access denied to conversation")
+		case errors.As(err, &e) && e.Message == "no_recipients":
+			writeError(w, http.StatusBadRequest, "No recipient is an active participant of this conversation")
 		case errors.As(err, &e) && e.Message == "reply_not_in_conversation":
 			writeError(w, http.StatusBadRequest, "replyToId must be a message of this conversation")
 		default:
@@ -144,6 +125,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	row, members := sent.Message, sent.Participants
 	ev := relay.NewMessageEvent(row)
 	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
 		s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
@@ -304,4 +286,29 @@ func messageCreatedPayload(row json.RawMessage) map[string]json.RawMessage {
 		}
 	}
 	return out
+}
+
+// encodeCopies turns each recipient's encrypted JSON string into base64 of its UTF-8 bytes, the stored form.
+func encodeCopies(contents map[string]any) map[string]string {
+	out := make(map[string]string, len(contents))
+	for k, v := range contents {
+		out[k] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
+	}
+	return out
+}
+
+// sentMessage is api_send_message's answer: the stored row and the conversation's active participants (the
+// audience of NEW_MESSAGE).
+type sentMessage struct {
+	Message      json.RawMessage `json:"message"`
+	Participants []string        `json:"participants"`
+}
+
+// storeMessage inserts a message with its per-recipient copies and deliveries in one atomic RPC; copies for users
+// who are not active participants are dropped by the database (PT400 no_recipients when none is left), and a caller
+// who is not an active participant gets PT403.
+func (s *Server) storeMessage(ctx context.Context, token string, args map[string]any) (sentMessage, error) {
+	var sent sentMessage
+	err := s.supa.As(token).RPC(ctx, "api_send_message", args, &sent)
+	return sent, err
 }

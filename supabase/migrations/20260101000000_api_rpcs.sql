@@ -9,11 +9,14 @@
 --
 -- Idempotent: CREATE OR REPLACE only. Depends on public.current_user_internal_id() (fix migrations).
 
--- api_send_message: messages/send and chat/messages POST (routes.md §6.2, §7.5). SECURITY INVOKER: the message
--- insert runs under the caller's row-level security (sender must be the caller and an active participant); the
--- recipient copies and deliveries go through the definer functions, which check that the caller sent the message.
--- p_encrypted_contents maps recipient internal ids to base64 text; the Go side has already dropped keys that are
--- not active participants. Returns the inserted row with its sender, as the original's insert…select returned it.
+-- api_send_message: messages/send and chat/messages POST (routes.md §6.2, §7.5), in ONE round trip. SECURITY
+-- INVOKER: the message insert runs under the caller's row-level security (sender must be the caller and an active
+-- participant); the recipient copies and deliveries go through the definer functions, which check that the caller
+-- sent the message. p_encrypted_contents maps recipient internal ids to base64 text; keys that are not active
+-- participants are dropped (none left: PT400 no_recipients). Returns {"message": <the inserted row with its sender,
+-- in column order, as the original's insert … select=*,sender:… answered>, "participants": [<active ids>]} — the
+-- participant list is the audience of the NEW_MESSAGE event, so the server needs no second query.
+drop function if exists public.api_send_message(uuid, jsonb, text, jsonb, uuid, text, boolean);
 create or replace function public.api_send_message(
   p_conversation_id uuid,
   p_encrypted_contents jsonb,
@@ -29,14 +32,23 @@ set search_path = public, extensions
 as $$
 declare
   v_me uuid := public.current_user_internal_id();
+  v_members uuid[];
+  v_copies jsonb;
   v_msg public.messages;
 begin
   if v_me is null then
     raise sqlstate 'PT401' using message = 'no_profile';
   end if;
-  if not exists (select 1 from public.conversation_participants
-                 where conversation_id = p_conversation_id and user_id = v_me and left_at is null) then
+  select array_agg(user_id) into v_members from public.conversation_participants
+   where conversation_id = p_conversation_id and left_at is null;
+  if v_members is null or not (v_me = any(v_members)) then
     raise sqlstate 'PT403' using message = 'not_participant';
+  end if;
+  select jsonb_object_agg(key, value) into v_copies
+    from jsonb_each(coalesce(p_encrypted_contents, '{}'::jsonb))
+   where key::uuid = any(v_members);
+  if v_copies is null then
+    raise sqlstate 'PT400' using message = 'no_recipients';
   end if;
   if p_reply_to_id is not null and not exists (
        select 1 from public.messages where id = p_reply_to_id and conversation_id = p_conversation_id) then
@@ -47,13 +59,15 @@ begin
   values (p_conversation_id, v_me, coalesce(p_message_type, 'text'), ''::bytea, coalesce(p_metadata, '{}'::jsonb),
           p_reply_to_id, coalesce(p_content_type, 'text'), coalesce(p_has_attachments, false))
   returning * into v_msg;
-  perform public.fn_create_message_recipients(v_msg.id, p_encrypted_contents);
+  perform public.fn_create_message_recipients(v_msg.id, v_copies);
   perform public.fn_create_deliveries_for_message(v_msg.id);
-  -- json (not jsonb) keeps the table's column order, as PostgREST's insert … select=*,sender:… answered.
-  return (select row_to_json(t) from (
-    select v_msg.*, (select row_to_json(s) from (
-              select u.id, u.username, u.display_name, u.avatar_url from public.users u where u.id = v_msg.sender_id) s
-           ) as sender) t);
+  -- json (not jsonb) keeps the table's column order.
+  return json_build_object(
+    'message', (select row_to_json(t) from (
+      select v_msg.*, (select row_to_json(s) from (
+                select u.id, u.username, u.display_name, u.avatar_url from public.users u where u.id = v_msg.sender_id) s
+             ) as sender) t),
+    'participants', to_json(v_members));
 end;
 $$;
 
