@@ -129,7 +129,7 @@ pg_bindir() {
 # as_pg CMD…: run a PostgreSQL server command as the unprivileged owner of the cluster (initdb refuses root).
 as_pg() {
 	if is_root; then
-		runuser -u "$PG_OS_USER" -- "$@"
+		(cd / && runuser -u "$PG_OS_USER" -- "$@")
 	else
 		"$@"
 	fi
@@ -171,7 +171,7 @@ ensure_pg_user() {
 	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$PG_OS_USER"
 }
 
-psql_super() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_super() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 start_private_pg() {
 	local bin home data port
@@ -368,6 +368,12 @@ build_devauth() {
 }
 
 start_devauth() {
+	local sum
+	sum=$(sha256sum "$DEVAUTH_BIN" | cut -c1-16)
+	if alive devauth && [[ $(cat "$STATE/devauth.sum" 2>/dev/null) != "$sum" ]]; then
+		log "devauth was rebuilt: restarting it"
+		stop_pid devauth devauth
+	fi
 	if alive devauth; then
 		SUPABASE_URL="http://127.0.0.1:$(<"$STATE/devauth.port")"
 		log "devauth already running at $SUPABASE_URL"
@@ -383,6 +389,7 @@ start_devauth() {
 		POSTGREST_URL="$POSTGREST_URL" \
 		spawn devauth "$DEVAUTH_BIN"
 	echo "$port" >"$STATE/devauth.port"
+	echo "$sum" >"$STATE/devauth.sum"
 	wait_http devauth "$SUPABASE_URL/healthz" 30 || die "devauth did not become ready (see $LOGS/devauth.log)"
 	log "devauth (Supabase Auth + gateway) at $SUPABASE_URL"
 }
@@ -543,9 +550,16 @@ cmd_status() {
 	return $rc
 }
 
+# lock: one stack.sh at a time per state directory (two `up`s racing would pick the same ports).
+lock() {
+	mkdir -p "$STATE"
+	exec 9>"$STATE/.lock"
+	flock -w 300 9 || die "another stack.sh holds $STATE/.lock"
+}
+
 case ${1:-} in
-up) cmd_up ;;
-down) cmd_down ;;
+up) lock && cmd_up ;;
+down) lock && cmd_down ;;
 status) cmd_status ;;
 env)
 	[[ -f "$STATE/env" ]] || die "no env: run scripts/stack.sh up first"
