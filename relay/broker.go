@@ -46,7 +46,8 @@ type Broker interface {
 	Leave(ctx context.Context, room, user string) error
 	LeaveAll(ctx context.Context, user string) error
 	CloseRoom(ctx context.Context, room string) error
-	// Rooms returns the user's rooms (room → join offset) and extends their lifetime to at least ttl.
+	// Rooms returns the user's rooms (room → join offset) and extends their lifetime to at least ttl (ttl ≤ 0:
+	// leaves it alone).
 	Rooms(ctx context.Context, user string, ttl time.Duration) (map[string]uint64, error)
 	// Touch extends the membership lifetime of each user (that has any) to ttl from now.
 	Touch(ctx context.Context, users []string, ttl time.Duration) error

@@ -156,6 +156,8 @@ func (b *RedisBroker) run(ctx context.Context, h BrokerHandler, first chan<- err
 func (b *RedisBroker) session(ctx context.Context, h BrokerHandler, last *Position, first chan<- error) error {
 	ps := b.rdb.Subscribe(ctx)
 	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { ps.Close() }) // a blocked receive does not watch ctx
+	defer stop()
 	report := func(err error) {
 		if first != nil {
 			first <- err

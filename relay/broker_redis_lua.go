@@ -104,6 +104,6 @@ return #users
 // KEYS: user hash. ARGV: ttl ms.
 var luaRooms = redis.NewScript(`
 local all = redis.call('HGETALL', KEYS[1])
-if #all > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if #all > 0 and tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return all
 `)
