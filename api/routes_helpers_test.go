@@ -261,3 +261,13 @@ func oversized() []byte {
 	pad := strings.Repeat("a", 1<<20)
 	return []byte(`{"pad":"` + pad + `"}`)
 }
+
+// mustMarshal returns v as JSON text.
+func mustMarshal(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
