@@ -15,7 +15,8 @@ import (
 type Config struct {
 	DatabaseURL   string        // stack database; the role must be able to write auth.users and create schema devauth
 	PostgRESTURL  string        // proxied at /rest/v1/ (empty: 503)
-	Issuer        string        // iss of issued tokens
+	Issuer        string        // iss of issued tokens; fixed like the CLI's, so every stack's tokens match testenv's
+	PublicURL     string        // where devauth is reached (jwks_uri); default: Issuer without /auth/v1
 	JWTExpiry     time.Duration // access-token lifetime
 	OTPInterval   time.Duration // minimum time between two OTP sends to one phone (0: unlimited)
 	ReuseInterval time.Duration // how long an already-used refresh token may still be presented
@@ -36,6 +37,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:   getenv("DATABASE_URL"),
 		PostgRESTURL:  strings.TrimRight(getenv("POSTGREST_URL"), "/"),
 		Issuer:        envOr(getenv, "DEVAUTH_ISSUER", "http://127.0.0.1:54321/auth/v1"),
+		PublicURL:     strings.TrimRight(getenv("DEVAUTH_PUBLIC_URL"), "/"),
 		ExtraJWKSFile: getenv("DEVAUTH_EXTRA_JWKS_FILE"),
 		AnyOTP:        envOr(getenv, "DEVAUTH_ANY_OTP", "1") != "0",
 		StrictSession: getenv("DEVAUTH_STRICT_SESSIONS") == "1",

@@ -217,8 +217,12 @@ func mergeJWKS(base []byte, path string) ([]byte, error) {
 
 func (s *Server) handleOpenID(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=600")
+	base := s.cfg.PublicURL
+	if base == "" {
+		base = strings.TrimSuffix(s.cfg.Issuer, "/auth/v1")
+	}
 	writeJSON(w, 200, map[string]any{
-		"issuer": s.cfg.Issuer, "jwks_uri": s.cfg.Issuer + "/.well-known/jwks.json",
+		"issuer": s.cfg.Issuer, "jwks_uri": base + "/auth/v1/.well-known/jwks.json",
 		"id_token_signing_alg_values_supported": []string{"ES256"},
 	})
 }

@@ -49,14 +49,36 @@ create table if not exists devauth.counters (
 );
 `
 
-// migrate creates schema devauth, serialised by an advisory lock because concurrent CREATE … IF NOT EXISTS can
-// still collide in the catalogs.
+// schemaVersion marks (as the schema's comment) that schemaSQL has been applied; bump it when schemaSQL changes.
+const schemaVersion = "devauth schema v1"
+
+// migrate creates schema devauth once. The DDL is skipped when the version marker is present, because even
+// CREATE INDEX IF NOT EXISTS takes a SHARE lock and would deadlock with a running devauth's updates; the first
+// creation is serialised by an advisory lock because concurrent CREATE … IF NOT EXISTS can collide in the catalogs.
 func migrate(ctx context.Context, db *pool) error {
 	return db.tx(ctx, func(tx pgx.Tx) error {
+		current := func() (bool, error) {
+			var v *string
+			err := tx.QueryRow(ctx, `select obj_description(oid, 'pg_namespace') from pg_namespace
+				where nspname = 'devauth'`).Scan(&v)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return false, nil
+			}
+			return v != nil && *v == schemaVersion, err
+		}
+		if ok, err := current(); ok || err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('devauth.migrate'))`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, schemaSQL)
+		if ok, err := current(); ok || err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, schemaSQL); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `comment on schema devauth is '`+schemaVersion+`'`)
 		return err
 	})
 }
