@@ -73,7 +73,7 @@ spawn() {
 	shift
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDS/$name.pid" "$@" \
-		</dev/null >>"$LOGS/$name.log" 2>&1 &
+		</dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
 	local i
 	for ((i = 0; i < 50; i++)); do
 		[[ -s "$PIDS/$name.pid" ]] && return 0
@@ -129,9 +129,9 @@ pg_bindir() {
 # as_pg CMD…: run a PostgreSQL server command as the unprivileged owner of the cluster (initdb refuses root).
 as_pg() {
 	if is_root; then
-		(cd / && runuser -u "$PG_OS_USER" -- "$@")
+		(cd / && runuser -u "$PG_OS_USER" -- "$@" 9>&-)
 	else
-		"$@"
+		"$@" 9>&-
 	fi
 }
 
@@ -383,7 +383,7 @@ start_devauth() {
 	port=$(pick_port 54321)
 	SUPABASE_URL="http://127.0.0.1:$port"
 	DEVAUTH_ADDR="127.0.0.1:$port" \
-		DEVAUTH_ISSUER="$SUPABASE_URL/auth/v1" \
+		DEVAUTH_PUBLIC_URL="$SUPABASE_URL" \
 		DEVAUTH_CONFIG="$ROOT/supabase/config.toml" \
 		DATABASE_URL="$DATABASE_URL" \
 		POSTGREST_URL="$POSTGREST_URL" \
@@ -457,9 +457,7 @@ write_env() {
 		put SUPARELAY_TEST_DATABASE_URL "$DATABASE_URL"
 		put SUPARELAY_TEST_REDIS_URL "$REDIS_URL"
 		put SUPABASE_URL "$SUPABASE_URL"
-		put PUBLIC_SUPABASE_URL "$SUPABASE_URL"
 		put SUPABASE_ANON_KEY "$anon"
-		put PUBLIC_SUPABASE_ANON_KEY "$anon"
 		put SUPABASE_SERVICE_ROLE_KEY "$service"
 		put SUPABASE_JWT_SECRET "$secret"
 		put REDIS_URL "$REDIS_URL"
@@ -550,7 +548,8 @@ cmd_status() {
 	return $rc
 }
 
-# lock: one stack.sh at a time per state directory (two `up`s racing would pick the same ports).
+# lock: one stack.sh at a time per state directory (two `up`s racing would pick the same ports). Everything started
+# from here closes fd 9, or a long-lived service would hold the lock forever.
 lock() {
 	mkdir -p "$STATE"
 	exec 9>"$STATE/.lock"

@@ -84,7 +84,6 @@ scripts/stack.sh up
 SUMMARY+=("PASS  $(printf '%-40s' 'stack up') $((SECONDS - t0))s")
 # shellcheck disable=SC1091
 source .stack/test/env
-export CI=${CI:-}
 
 step "go vet ./..." go vet ./...
 step "go test -race ./..." go test -race -count=1 -timeout 25m "${EXTRA[@]}" ./...
