@@ -73,7 +73,25 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	if err := json.Unmarshal(data, dst); err != nil {
 		return errBadJSON
 	}
+	if hasNULEscape(data) {
+		// PostgreSQL text and jsonb cannot hold U+0000: such a body could only fail later, as a 500.
+		return errBadJSON
+	}
 	return nil
+}
+
+// hasNULEscape reports whether a JSON text contains the escape \u0000 (raw NUL bytes are already invalid JSON).
+func hasNULEscape(data []byte) bool {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		if i+5 < len(data) && data[i+1] == 'u' && string(data[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // skip the escaped character, so that \\u0000 (a backslash, then text) does not count
+	}
+	return false
 }
 
 // readJSON decodes the body and answers the standard 413/400 itself; it returns false when it has answered.

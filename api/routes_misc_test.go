@@ -187,6 +187,27 @@ func TestCrossCutting(t *testing.T) {
 		}
 	})
 
+	t.Run("NUL characters", func(t *testing.T) {
+		t.Parallel()
+		h := h.as(t)
+		a, b := testenv.NewUser(t), testenv.NewUser(t)
+		tok := a.Token(t, time.Hour)
+		conv := newConv(t, h, "direct", a, b)
+		for _, c := range []struct{ method, path, body string }{
+			{"PUT", "/api/crypto/public-keys", `{"public_key":"a\u0000b"}`},
+			{"POST", "/api/keys/reset", `{"publicKey":"\u0000"}`},
+			{"POST", "/api/profile/update", `{"bio":"x\u0000"}`},
+			{"POST", "/api/messages/send", `{"conversationId":"` + conv + `","encryptedContents":{"` + a.ID + `":"x"},"metadata":{"k":"\u0000"}}`},
+			{"POST", "/api/chat/conversations", `{"type":"group","participant_ids":["` + b.ID + `"],"name":"n\u0000"}`},
+		} {
+			wantErr(t, h.rawReq(c.method, c.path, tok, "application/json", []byte(c.body)), 400, "Invalid JSON")
+		}
+		// An escaped backslash followed by "u0000" is ordinary text.
+		r := h.rawReq("PUT", "/api/crypto/public-keys", tok, "application/json", []byte(`{"public_key":"a\\u0000b"}`))
+		mustStatus(t, r, 200)
+		wantBody(t, h.do("GET", "/api/users/search?q=a%00b", tok, nil), 200, `{"users":[]}`)
+	})
+
 	t.Run("headers", func(t *testing.T) {
 		t.Parallel()
 		h := h.as(t)
@@ -281,4 +302,68 @@ func TestMiscRoutes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWrongTypesNeverFail500 sends every JSON route bodies whose fields all have the same wrong type (objects,
+// arrays, numbers, booleans, huge or NUL-laden strings): the answer must be a 4xx (or the route's success), never a
+// 5xx, and never carry library text.
+func TestWrongTypesNeverFail500(t *testing.T) {
+	h := newHarness(t)
+	owner, member := testenv.NewUser(t), testenv.NewUser(t)
+	tok := owner.Token(t, time.Hour)
+	conv := newConv(t, h, "group", owner, member)
+	routes := []struct {
+		method, path string
+		fields       []string
+	}{
+		{"POST", "/api/messages/send", []string{"conversationId", "encryptedContents", "messageType", "metadata", "replyToId"}},
+		{"POST", "/api/messages/load", []string{"conversationId", "limit", "before"}},
+		{"POST", "/api/conversations/join", []string{"conversationId"}},
+		{"POST", "/api/conversations/archive", []string{"conversationId"}},
+		{"POST", "/api/conversations/unarchive", []string{"conversationId"}},
+		{"POST", "/api/conversations/delete", []string{"conversationId"}},
+		{"POST", "/api/typing/start", []string{"conversationId"}},
+		{"POST", "/api/typing/stop", []string{"conversationId"}},
+		{"POST", "/api/conversations/create", []string{"participantIds", "name", "isGroup"}},
+		{"POST", "/api/conversations/load", []string{"anything"}},
+		{"POST", "/api/chat/conversations", []string{"type", "participant_ids", "name", "group_id"}},
+		{"PATCH", "/api/chat/conversations", []string{"conversation_id", "action"}},
+		{"POST", "/api/chat/conversations/" + conv + "/participants", []string{"user_ids"}},
+		{"POST", "/api/chat/messages", []string{"conversation_id", "encrypted_contents", "content_type", "has_attachments", "reply_to_id"}},
+		{"PATCH", "/api/chat/messages", []string{"message_id"}},
+		{"POST", "/api/crypto/public-keys", []string{"user_ids"}},
+		{"PUT", "/api/crypto/public-keys", []string{"public_key", "key_type"}},
+		{"POST", "/api/keys/reset", []string{"publicKey"}},
+		{"POST", "/api/auth/backup-pin", []string{"pin"}},
+		{"POST", "/api/auth/salt", []string{"phone", "salt"}},
+		{"PUT", "/api/auth/key-backup", []string{"encrypted_keys"}},
+		{"POST", "/api/profile/update", []string{"bio", "website"}},
+		{"PUT", "/api/settings/disappearing-messages", []string{"default_message_retention_days"}},
+		{"PUT", "/api/conversations/" + conv + "/disappearing-messages", []string{"disappear_seconds", "start_on"}},
+		{"POST", "/api/plugins/execute", []string{"message", "context"}},
+		{"POST", "/api/files/upload-url", []string{"conversationId", "messageId", "encryptedMetadata"}},
+		{"POST", "/api/files/upload-complete", []string{"storagePath", "fileId", "metadata"}},
+		{"POST", "/api/auth/verify-sms", []string{"phoneNumber", "verificationCode", "username", "displayName", "useSession"}},
+		{"POST", "/api/webhooks", []string{"url", "events"}},
+		{"DELETE", "/api/user/nuclear-delete", []string{"confirmation"}},
+	}
+	values := []any{map[string]any{"a": map[string]any{}}, []any{[]any{1}, nil}, 1e308, -1, 0, true, false,
+		strings.Repeat("x", 100_000), "a\x00b", "\u202e\ufeff", []any{}, map[string]any{}}
+	for _, rt := range routes {
+		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
+			t.Parallel()
+			h := h.as(t)
+			for _, v := range values {
+				body := map[string]any{}
+				for _, f := range rt.fields {
+					body[f] = v
+				}
+				r := h.do(rt.method, rt.path, tok, body)
+				if r.Status >= 500 {
+					t.Errorf("%v: status %d: %.300s", v, r.Status, r.Body)
+				}
+				checkClean(t, r)
+			}
+		})
+	}
 }

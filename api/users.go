@@ -70,7 +70,7 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
-	if q == "" {
+	if q == "" || strings.ContainsRune(q, 0) { // no user name holds U+0000, and PostgreSQL text cannot
 		writeJSON(w, http.StatusOK, map[string]any{"users": []any{}})
 		return
 	}
