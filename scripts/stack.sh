@@ -9,6 +9,7 @@
 #                "dev" prefers ports 54321 (gateway) and 54322 (Postgres); any other name uses random free ports.
 #   STACK_FRESH  =1: recreate the database (a private cluster is re-initialised) before applying the SQL.
 #   DATABASE_URL or PGHOST…: reuse that PostgreSQL (superuser-ish URL) instead of a private cluster.
+#   STACK_AUTHENTICATOR_URI  PostgREST's connection (default: DATABASE_URL as role authenticator, no password).
 #   REDIS_URL    reuse that Redis; otherwise 127.0.0.1:6379 if it answers PING; otherwise a private redis-server.
 #   PG_BIN       directory holding initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin).
 set -euo pipefail
@@ -224,7 +225,6 @@ start_private_pg() {
 		rm -f "$STATE/applied"
 	fi
 	DATABASE_URL="postgres://postgres@127.0.0.1:$port/$DB_NAME?sslmode=disable"
-	PG_HOSTPORT="127.0.0.1:$port"
 }
 
 # use_external_pg: DATABASE_URL (or libpq's PG* variables) names an existing server to reuse.
@@ -243,10 +243,7 @@ use_external_pg() {
 		psql_super "$admin" -c "drop database if exists \"$db\" with (force)" -c "create database \"$db\""
 		rm -f "$STATE/applied"
 	fi
-	PG_HOSTPORT=$(psql_super "$DATABASE_URL" -tAc "select coalesce(inet_server_addr()::text, '127.0.0.1') || ':' || current_setting('port')")
-	PG_HOSTPORT=${PG_HOSTPORT%/32}
-	PG_HOSTPORT=${PG_HOSTPORT/\/32:/:}
-	log "reusing PostgreSQL at $PG_HOSTPORT database $db"
+	log "reusing PostgreSQL at $(psql_super "$DATABASE_URL" -tAc "select coalesce(host(inet_server_addr()), 'socket') || ':' || current_setting('port')") database $db"
 	echo external >"$STATE/pg.data"
 }
 
@@ -334,7 +331,7 @@ start_postgrest() {
 	port=$(pick_port "")
 	jwks=$("$DEVAUTH_BIN" -print-postgrest-jwks)
 	POSTGREST_URL="http://127.0.0.1:$port"
-	PGRST_DB_URI=$(url_with_user "$DATABASE_URL" authenticator) \
+	PGRST_DB_URI=${STACK_AUTHENTICATOR_URI:-$(url_with_user "$DATABASE_URL" authenticator)} \
 		PGRST_DB_SCHEMAS=public,storage \
 		PGRST_DB_ANON_ROLE=anon \
 		PGRST_JWT_SECRET="$jwks" \
