@@ -40,6 +40,10 @@ type HubConfig struct {
 	ShutdownGrace     time.Duration // Shutdown's wait when its ctx has no deadline
 	// Now is the clock for envelope timestamps and heartbeats (tests pin it); default time.Now.
 	Now func() time.Time
+	// DetachHTTP1 hijacks HTTP/1.1 streams and serves them from a lean goroutine, roughly halving the memory per
+	// stream (see detach.go); ServeStream then returns as soon as the stream is set up, so middleware that
+	// measures or wraps the handler sees only that part. HTTP/2 streams are never detached.
+	DetachHTTP1 bool
 }
 
 func (c HubConfig) withDefaults() HubConfig {

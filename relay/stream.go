@@ -99,6 +99,15 @@ func (h *Hub) unregister(s *stream) {
 // loadRooms fetches the user's memberships from the broker (inheriting rooms joined within the grace period or
 // on other nodes), then applies the changes announced meanwhile and indexes the rooms.
 func (h *Hub) loadRooms(ctx context.Context, us *userState) {
+	h.mu.Lock()
+	done := !us.loading
+	h.mu.Unlock()
+	if done {
+		return
+	}
+	// Not the stream's ctx: when this stream dies early the user's other streams still need the real rooms.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	rooms, err := h.b.Rooms(ctx, us.id, h.cfg.RoomGrace)
 	if err != nil {
 		h.brokerError("rooms", err)
@@ -106,6 +115,9 @@ func (h *Hub) loadRooms(ctx context.Context, us *userState) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !us.loading {
+		return
+	}
 	us.rooms, us.loading = rooms, false
 	for _, c := range us.pending {
 		h.applyLocked(c)
@@ -121,9 +133,15 @@ func (h *Hub) loadRooms(ctx context.Context, us *userState) {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// frameWriter writes one batch of SSE bytes and flushes it, with a per-write deadline.
+type frameWriter interface{ write(b []byte) error }
+
 // ServeStream serves GET /api/events for an already authenticated user (internal id) until the client goes,
 // the token expires (expires; zero = never), the stream falls behind, or the Hub shuts down. Headers set on w
 // by the caller (a refreshed Set-Cookie) are kept. A cap hit answers 429 {"error":"Too many connections"}.
+//
+// It returns when the stream ends, except with HubConfig.DetachHTTP1, where an HTTP/1.1 stream is hijacked and
+// served by a lean goroutine of its own and ServeStream returns at once.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string, expires time.Time) {
 	s, p0, load, err := h.register(userID)
 	if err != nil {
@@ -137,8 +155,6 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string,
 		_, _ = w.Write([]byte(body))
 		return
 	}
-	defer h.unregister(s)
-	ctx := r.Context()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache, no-transform")
@@ -147,24 +163,39 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string,
 	}
 	hdr.Set("X-Accel-Buffering", "no")
 	hdr.Del("Content-Length")
-	w.WriteHeader(http.StatusOK)
+	lastID := r.Header.Get("Last-Event-ID")
 	rc := http.NewResponseController(w)
+	if h.cfg.DetachHTTP1 && r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
+		if conn, _, err := rc.Hijack(); err == nil {
+			h.detach(conn, hdr, s, userID, lastID, p0, load, expires)
+			return
+		}
+		// Not hijackable (a wrapper without Unwrap): serve through net/http below.
+	}
+	defer h.unregister(s)
+	w.WriteHeader(http.StatusOK)
 	_ = rc.SetReadDeadline(time.Time{}) // a server ReadTimeout must not end the stream
-	sw := &streamWriter{w: w, rc: rc, timeout: h.cfg.WriteTimeout}
+	h.run(r.Context(), &httpWriter{w: w, rc: rc, timeout: h.cfg.WriteTimeout}, s, userID, lastID, p0, load, expires)
+}
 
+// run is the life of a registered stream: CONNECTED, rooms, replay, then the live loop.
+func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID string, p0 Position, load bool,
+	expires time.Time) {
+	if load { // whatever happens to this stream, the user's other streams wait for these rooms
+		defer h.loadRooms(ctx, s.u)
+	}
 	// Resume point: the client's Last-Event-ID when it is of the current epoch, else the node's position now.
 	start := p0
-	if lei, ok := parseID(r.Header.Get("Last-Event-ID")); ok && lei.Epoch == p0.Epoch && p0.Epoch != "" {
+	if lei, ok := parseID(lastID); ok && lei.Epoch == p0.Epoch && p0.Epoch != "" {
 		start = lei
 	}
 	now := h.cfg.Now()
 	ts := appendTimestamp(nil, now)
 	connected := &record{head: frameHead(TypeConnected),
 		tail: frameTail(connectedData(userID, string(ts)), formatID(start), h.cfg.Retry)}
-	if sw.write(appendFrame(nil, connected, now)) != nil {
+	if fw.write(appendFrame(nil, connected, now)) != nil {
 		return
 	}
-
 	if load {
 		h.loadRooms(ctx, s.u)
 	} else {
@@ -174,17 +205,17 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string,
 			return
 		}
 	}
-	skip, ok := h.replay(ctx, sw, s.u, start, p0)
+	skip, ok := h.replay(ctx, fw, s.u, start, p0)
 	if !ok {
 		return
 	}
-	h.loop(ctx, sw, s, skip, expires)
+	h.loop(ctx, fw, s, skip, expires)
 }
 
 // replay writes the records addressed to the user between start and the node's current position and returns the
 // position up to which live records on the queue are duplicates (register-before-replay: the stream was already
 // receiving live records while this ran, mercure's liveQueue idea).
-func (h *Hub) replay(ctx context.Context, sw *streamWriter, us *userState, start, p0 Position) (Position, bool) {
+func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, start, p0 Position) (Position, bool) {
 	now := time.Now()
 	h.mu.Lock()
 	p1 := h.pos
@@ -270,7 +301,7 @@ func (h *Hub) brokerHistory(ctx context.Context, after Position, upto uint64) ([
 
 // loop is the stream's select loop (mercure's subscriber loop): queued records, heartbeats reset by every write,
 // token expiry, client gone, hub closing the queue.
-func (h *Hub) loop(ctx context.Context, sw *streamWriter, s *stream, skip Position, expires time.Time) {
+func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position, expires time.Time) {
 	hb := time.NewTimer(h.cfg.Heartbeat)
 	defer hb.Stop()
 	var expC <-chan time.Time
@@ -279,15 +310,14 @@ func (h *Hub) loop(ctx context.Context, sw *streamWriter, s *stream, skip Positi
 		defer exp.Stop()
 		expC = exp.C
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
 	for {
 		var rec *record
 		var open bool
 		select {
 		case rec, open = <-s.ch:
 		case <-hb.C:
-			if sw.write(appendHeartbeat((*bp)[:0], h.cfg.Now())) != nil {
+			var small [48]byte
+			if sw.write(appendHeartbeat(small[:0], h.cfg.Now())) != nil {
 				return
 			}
 			hb.Reset(h.cfg.Heartbeat)
@@ -297,6 +327,8 @@ func (h *Hub) loop(ctx context.Context, sw *streamWriter, s *stream, skip Positi
 		case <-ctx.Done():
 			return
 		}
+		// The buffer is borrowed per batch: an idle stream holds none (memory per stream matters at 19k streams).
+		bp := bufPool.Get().(*[]byte)
 		b := (*bp)[:0]
 		now := h.cfg.Now()
 		for n := 0; ; n++ {
@@ -309,6 +341,8 @@ func (h *Hub) loop(ctx context.Context, sw *streamWriter, s *stream, skip Positi
 					b = appendRetry(b, h.cfg.Retry+jitter)
 				}
 				_ = sw.write(b)
+				*bp = b[:0]
+				bufPool.Put(bp)
 				return
 			}
 			if rec.local || rec.pos.Epoch != skip.Epoch || rec.pos.Offset > skip.Offset {
@@ -325,24 +359,32 @@ func (h *Hub) loop(ctx context.Context, sw *streamWriter, s *stream, skip Positi
 			}
 			break
 		}
-		*bp = b
+		var werr error
 		if len(b) > 0 {
-			if sw.write(b) != nil {
-				return
-			}
+			werr = sw.write(b)
+		}
+		if cap(b) <= 256<<10 {
+			*bp = b[:0]
+			bufPool.Put(bp)
+		}
+		if werr != nil {
+			return
+		}
+		if len(b) > 0 {
 			hb.Reset(h.cfg.Heartbeat)
 		}
 	}
 }
 
-// streamWriter writes and flushes with a fresh deadline for every write (no server-wide WriteTimeout assumed).
-type streamWriter struct {
+// httpWriter writes and flushes through net/http with a fresh deadline for every write (no server-wide
+// WriteTimeout assumed).
+type httpWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
 }
 
-func (sw *streamWriter) write(b []byte) error {
+func (sw *httpWriter) write(b []byte) error {
 	if err := sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}

@@ -1,0 +1,88 @@
+package relay
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// detach serves a hijacked HTTP/1.1 stream on a goroutine of its own. The point is memory: net/http keeps about
+// 10 KiB of buffers and a deep goroutine stack per connection for as long as a handler runs; a detached stream
+// holds the raw connection, a small stack and its queue, and frames the response itself (chunked encoding).
+// A tiny reader goroutine notices the client closing the connection, as net/http's background read would.
+func (h *Hub) detach(conn net.Conn, hdr http.Header, s *stream, userID, lastID string, p0 Position, load bool,
+	expires time.Time) {
+	cw := &chunkWriter{conn: conn, timeout: h.cfg.WriteTimeout, head: responseHead(hdr)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		var b [1]byte
+		_, _ = conn.Read(b[:]) // an SSE client sends nothing more: any return means it is gone
+		cancel()
+	}()
+	go func() {
+		defer conn.Close()
+		defer cancel()
+		defer h.unregister(s)
+		h.run(ctx, cw, s, userID, lastID, p0, load, expires)
+		cw.finish()
+	}()
+}
+
+// responseHead renders the status line and headers (the caller's, e.g. Set-Cookie, and the stream's).
+func responseHead(hdr http.Header) []byte {
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	for k, vs := range hdr {
+		for _, v := range vs {
+			if strings.ContainsAny(k, "\r\n: ") || strings.ContainsAny(v, "\r\n") {
+				continue // never let a header split the response
+			}
+			b.WriteString(k)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n")
+	b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	return []byte(b.String())
+}
+
+// chunkWriter writes each batch as one HTTP/1.1 chunk in one write call, with a per-write deadline. The response
+// head goes out with the first batch, so headers and CONNECTED arrive together.
+type chunkWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	head    []byte
+}
+
+func (cw *chunkWriter) write(b []byte) error {
+	if len(b) == 0 && cw.head == nil {
+		return nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	out := append((*bp)[:0], cw.head...)
+	cw.head = nil
+	if len(b) > 0 {
+		out = strconv.AppendInt(out, int64(len(b)), 16)
+		out = append(out, "\r\n"...)
+		out = append(out, b...)
+		out = append(out, "\r\n"...)
+	}
+	_ = cw.conn.SetWriteDeadline(time.Now().Add(cw.timeout))
+	_, err := cw.conn.Write(out)
+	if cap(out) <= 256<<10 {
+		*bp = out[:0]
+		bufPool.Put(bp)
+	}
+	return err
+}
+
+// finish ends the chunked body so the client sees a clean end of stream.
+func (cw *chunkWriter) finish() {
+	_ = cw.conn.SetWriteDeadline(time.Now().Add(cw.timeout))
+	_, _ = cw.conn.Write([]byte("0\r\n\r\n"))
+}
