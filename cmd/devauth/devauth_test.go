@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -473,5 +474,46 @@ func TestCookieValue(t *testing.T) {
 	}
 	if got := cookieValue([]byte(`{"a":"?>"}`)); got != "base64-eyJhIjoiPz4ifQ" {
 		t.Errorf("cookieValue = %q", got)
+	}
+}
+
+func TestExtraJWKSNeverLeaksPrivateMaterial(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/extra.json"
+	extra := `{"keys":[{"kty":"EC","crv":"P-256","kid":"next","x":"AA","y":"BB","d":"SECRET"},{"kty":"oct","k":"SECRET"}]}`
+	if err := os.WriteFile(path, []byte(extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mergeJWKS(devkeys.PublicJWKS(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(got), "SECRET") || !strings.Contains(string(got), `"kid":"next"`) ||
+		!strings.Contains(string(got), devkeys.KID) {
+		t.Errorf("merged JWKS = %s", got)
+	}
+}
+
+func TestPrintFlags(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-print-keys"}, &out, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	want := "SUPABASE_ANON_KEY=" + devkeys.AnonKey() + "\nSUPABASE_SERVICE_ROLE_KEY=" + devkeys.ServiceRoleKey() +
+		"\nSUPABASE_JWT_SECRET=" + devkeys.JWTSecret + "\n"
+	if out.String() != want {
+		t.Errorf("-print-keys = %q", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"-print-postgrest-jwks"}, &out, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != string(devkeys.PostgRESTJWKS()) {
+		t.Errorf("-print-postgrest-jwks = %s", out.String())
+	}
+	if err := run(context.Background(), nil, &out, func(string) string { return "" }); err == nil ||
+		!strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Errorf("run without DATABASE_URL: %v", err)
 	}
 }
