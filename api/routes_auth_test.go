@@ -85,8 +85,12 @@ func TestSendSMS(t *testing.T) {
 		t.Parallel()
 		needDevauth(t, "POST", "/auth/v1/otp")
 		h := newHarness(t)
-		wantBody(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": freshPhone()}), 200,
+		phone := freshPhone()
+		wantBody(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": phone}), 200,
 			`{"success":true,"message":"Verification code sent successfully"}`)
+		// Auth's own resend interval answers 429: mapped to the original's failure body with Auth's status as code.
+		wantBody(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": phone}), 429,
+			`{"error":"Failed to send verification code. Please try again later.","code":429}`)
 	})
 }
 
@@ -255,6 +259,18 @@ func TestVerifySMS(t *testing.T) {
 		mustStatus(t, r, 200)
 		if s := r.JSON(t)["session"].(map[string]any); s["access_token"] == expired["access_token"] || len(setCookies(r)) == 0 {
 			t.Fatalf("refresh: %s", r.Body)
+		}
+
+		// A new phone with the username in the OTP request: created at once, cookie set.
+		phone2 := freshPhone()
+		mustStatus(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": phone2}), 200)
+		name := "p_" + testenv.RandomHex(5)
+		r = h.do("POST", p, "", map[string]any{"phoneNumber": phone2, "verificationCode": "123456", "username": name, "displayName": "P"})
+		mustStatus(t, r, 200)
+		if b := r.JSON(t); b["success"] != true || b["isNewUser"] != true || b["message"] != "Account created successfully" ||
+			b["user"].(map[string]any)["username"] != name || b["user"].(map[string]any)["displayName"] != "P" ||
+			b["session"].(map[string]any)["refresh_token"] == nil || len(setCookies(r)) == 0 {
+			t.Fatalf("new user with username: %s", r.Body)
 		}
 
 		// An existing user signs in with the OTP alone.
