@@ -43,11 +43,19 @@ func chromiumPath(t *testing.T) string {
 // published in between, once each.
 func TestBrowserEventSourceResume(t *testing.T) {
 	t.Parallel()
+	for _, detach := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net-http", true: "detached"}[detach], func(t *testing.T) {
+			t.Parallel()
+			browserResume(t, detach)
+		})
+	}
+}
+
+func browserResume(t *testing.T, detach bool) {
 	chromium := chromiumPath(t)
-	h := newTestHub(t, NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{Retry: time.Second})
+	h := newTestHub(t, NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{Retry: time.Second, DetachHTTP1: detach})
 
 	var mu sync.Mutex
-	var cancels []context.CancelFunc
 	var lastIDs []string
 	gate := make(chan struct{}) // closed when reconnects may proceed
 	close(gate)
@@ -72,11 +80,7 @@ func TestBrowserEventSourceResume(t *testing.T) {
 			case <-r.Context().Done():
 				return
 			}
-			ctx, cancel := context.WithCancel(r.Context())
-			mu.Lock()
-			cancels = append(cancels, cancel)
-			mu.Unlock()
-			h.ServeStream(w, r.WithContext(ctx), c.Value, time.Time{})
+			h.ServeStream(w, r, c.Value, time.Time{})
 		default:
 			http.NotFound(w, r)
 		}
@@ -163,10 +167,10 @@ func TestBrowserEventSourceResume(t *testing.T) {
 	mu.Lock()
 	gate = make(chan struct{})
 	held := gate
-	for _, c := range cancels {
-		c()
-	}
 	mu.Unlock()
+	if n := h.CloseUserStreams("browser-user"); n != 1 {
+		t.Fatalf("closed %d streams, want 1", n)
+	}
 	waitFor(t, func() bool { return h.Streams() == 0 })
 	for _, s := range []string{"two", "three"} {
 		if err := h.PublishToUser(context.Background(), "browser-user", textEvent("E", s)); err != nil {

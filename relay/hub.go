@@ -207,6 +207,22 @@ func (h *Hub) Streams() int {
 	return h.nstreams
 }
 
+// CloseUserStreams ends userID's streams on this node (they simply close; browsers reconnect and resume) and
+// returns how many there were. Useful after a sign-out or an account deletion.
+func (h *Hub) CloseUserStreams(userID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	us := h.users[userID]
+	if us == nil {
+		return 0
+	}
+	n := len(us.streams)
+	for s := range us.streams {
+		h.closeStreamLocked(s, closeNone)
+	}
+	return n
+}
+
 // Shutdown refuses new streams and ends every open one (with a jittered retry hint, so reconnects spread out),
 // waiting for them to finish within ctx (or ShutdownGrace when ctx has no deadline).
 func (h *Hub) Shutdown(ctx context.Context) {
