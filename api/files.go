@@ -368,12 +368,6 @@ func (s *Server) encryptedFile(w http.ResponseWriter, r *http.Request) {
 
 // GET /api/files/{fileId}: the server holds no private keys, so it cannot decrypt (routes.md §8.5).
 func (s *Server) fileDecrypt(w http.ResponseWriter, r *http.Request) {
-	// chi's GetHead in the /api router looks HEAD routes up by the path below /api in the root router, never finds
-	// them, and sends every HEAD here as a GET: the intended HEAD answer must be given from here.
-	if r.Method == http.MethodHead {
-		s.fileHead(w, r)
-		return
-	}
 	if _, _, ok := s.fileCaller(w, r); !ok {
 		return
 	}

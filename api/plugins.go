@@ -9,9 +9,6 @@ import (
 )
 
 func (s *Server) miscRoutes(r chi.Router) {
-	// The /api 405 answer with an Allow header (allow.go). Set from inside the route group, chi installs it on the
-	// /api router itself; it belongs next to r.MethodNotAllowed in server.go.
-	r.MethodNotAllowed(methodNotAllowedWithAllow)
 	r.Get("/plugins", s.listPlugins)
 	r.Get("/plugins/execute", s.pluginCommands)
 	r.Post("/plugins/execute", s.executePlugin)

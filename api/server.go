@@ -128,21 +128,24 @@ func (s *Server) router() *chi.Mux {
 
 func (s *Server) buildRoutes() *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.AccessLog(s.log), middleware.Recoverer(s.log), middleware.SecurityHeaders)
+	// GetHead sits on the root router: there it looks HEAD routes up by the full path, so an explicit HEAD route
+	// (files/{fileId}) is kept and HEAD on any other GET route runs the GET handler without a body.
+	r.Use(middleware.RequestID, middleware.AccessLog(s.log), middleware.Recoverer(s.log), middleware.SecurityHeaders,
+		chimw.GetHead)
 	r.NotFound(notFound)
-	r.MethodNotAllowed(methodNotAllowed)
+	r.MethodNotAllowed(methodNotAllowedWithAllow)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.registry != nil {
 		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	}
 	r.Route("/api", func(r chi.Router) {
-		r.Use(chimw.GetHead, s.auth.Authenticate, authOutage)
+		r.Use(s.auth.Authenticate, authOutage)
 		if s.rateLimit != nil {
 			r.Use(s.rateLimit)
 		}
 		r.NotFound(notFound)
-		r.MethodNotAllowed(methodNotAllowed)
+		r.MethodNotAllowed(methodNotAllowedWithAllow)
 		// The event stream stays out of body limits and form guards: it is a long-lived GET.
 		r.Get("/events", s.events)
 		r.Group(func(r chi.Router) {
