@@ -15,7 +15,7 @@ import (
 // A tiny reader goroutine notices the client closing the connection, as net/http's background read would.
 func (h *Hub) detach(conn net.Conn, hdr http.Header, s *stream, userID, lastID string, p0 Position, load bool,
 	expires time.Time) {
-	cw := &chunkWriter{conn: conn, timeout: h.cfg.WriteTimeout, head: responseHead(hdr)}
+	cw := &chunkWriter{conn: conn, dl: writeDeadline{timeout: h.cfg.WriteTimeout}, head: responseHead(hdr)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		var b [1]byte
@@ -54,9 +54,9 @@ func responseHead(hdr http.Header) []byte {
 // chunkWriter writes each batch as one HTTP/1.1 chunk in one write call, with a per-write deadline. The response
 // head goes out with the first batch, so headers and CONNECTED arrive together.
 type chunkWriter struct {
-	conn    net.Conn
-	timeout time.Duration
-	head    []byte
+	conn net.Conn
+	dl   writeDeadline
+	head []byte
 }
 
 func (cw *chunkWriter) write(b []byte) error {
@@ -72,7 +72,9 @@ func (cw *chunkWriter) write(b []byte) error {
 		out = append(out, b...)
 		out = append(out, "\r\n"...)
 	}
-	_ = cw.conn.SetWriteDeadline(time.Now().Add(cw.timeout))
+	if at, renew := cw.dl.renew(); renew {
+		_ = cw.conn.SetWriteDeadline(at)
+	}
 	_, err := cw.conn.Write(out)
 	if cap(out) <= 256<<10 {
 		*bp = out[:0]
@@ -83,6 +85,6 @@ func (cw *chunkWriter) write(b []byte) error {
 
 // finish ends the chunked body so the client sees a clean end of stream.
 func (cw *chunkWriter) finish() {
-	_ = cw.conn.SetWriteDeadline(time.Now().Add(cw.timeout))
+	_ = cw.conn.SetWriteDeadline(time.Now().Add(cw.dl.timeout))
 	_, _ = cw.conn.Write([]byte("0\r\n\r\n"))
 }

@@ -175,7 +175,7 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string,
 	defer h.unregister(s)
 	w.WriteHeader(http.StatusOK)
 	_ = rc.SetReadDeadline(time.Time{}) // a server ReadTimeout must not end the stream
-	h.run(r.Context(), &httpWriter{w: w, rc: rc, timeout: h.cfg.WriteTimeout}, s, userID, lastID, p0, load, expires)
+	h.run(r.Context(), &httpWriter{w: w, rc: rc, dl: writeDeadline{timeout: h.cfg.WriteTimeout}}, s, userID, lastID, p0, load, expires)
 }
 
 // run is the life of a registered stream: CONNECTED, rooms, replay, then the live loop.
@@ -300,10 +300,13 @@ func (h *Hub) brokerHistory(ctx context.Context, after Position, upto uint64) ([
 }
 
 // loop is the stream's select loop (mercure's subscriber loop): queued records, heartbeats reset by every write,
-// token expiry, client gone, hub closing the queue.
+// token expiry, client gone, hub closing the queue. The heartbeat timer is not re-armed on every write (a timer
+// update per delivery is measurable at 200k deliveries/s): when it fires after a write, it is pushed back by the
+// time since that write instead.
 func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position, expires time.Time) {
 	hb := time.NewTimer(h.cfg.Heartbeat)
 	defer hb.Stop()
+	lastWrite := time.Now()
 	var expC <-chan time.Time
 	if !expires.IsZero() {
 		exp := time.NewTimer(time.Until(expires))
@@ -316,10 +319,15 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 		select {
 		case rec, open = <-s.ch:
 		case <-hb.C:
+			if idle := time.Since(lastWrite); idle < h.cfg.Heartbeat {
+				hb.Reset(h.cfg.Heartbeat - idle)
+				continue
+			}
 			var small [48]byte
 			if sw.write(appendHeartbeat(small[:0], h.cfg.Now())) != nil {
 				return
 			}
+			lastWrite = time.Now()
 			hb.Reset(h.cfg.Heartbeat)
 			continue
 		case <-expC:
@@ -371,22 +379,40 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 			return
 		}
 		if len(b) > 0 {
-			hb.Reset(h.cfg.Heartbeat)
+			lastWrite = time.Now()
 		}
 	}
+}
+
+// writeDeadline hands out per-write deadlines, renewing the connection's only when less than half the timeout
+// is left: every write still gets between WriteTimeout/2 and WriteTimeout, without a poller timer update each.
+type writeDeadline struct {
+	at      time.Time
+	timeout time.Duration
+}
+
+func (d *writeDeadline) renew() (time.Time, bool) {
+	now := time.Now()
+	if d.at.Sub(now) >= d.timeout/2 {
+		return d.at, false
+	}
+	d.at = now.Add(d.timeout)
+	return d.at, true
 }
 
 // httpWriter writes and flushes through net/http with a fresh deadline for every write (no server-wide
 // WriteTimeout assumed).
 type httpWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	dl writeDeadline
 }
 
 func (sw *httpWriter) write(b []byte) error {
-	if err := sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
+	if at, renew := sw.dl.renew(); renew {
+		if err := sw.rc.SetWriteDeadline(at); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
 	}
 	if len(b) > 0 {
 		if _, err := sw.w.Write(b); err != nil {

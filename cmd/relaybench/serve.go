@@ -71,6 +71,7 @@ func serve(addr, redisURL, prefix string, queue int, detach bool) error {
 		}
 	})
 	mux.Handle("GET /debug/pprof/heap", pprof.Handler("heap"))
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {
 			runtime.GC()
