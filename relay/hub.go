@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,7 +107,7 @@ type Hub struct {
 // announced while it loads are queued in pending and applied after.
 type userState struct {
 	id      string
-	streams map[*stream]struct{}
+	streams []*stream         // usually one or two: a slice is cheaper to walk on every delivery than a map
 	rooms   map[string]uint64 // room → join offset
 	loading bool
 	loaded  chan struct{}
@@ -217,7 +218,7 @@ func (h *Hub) CloseUserStreams(userID string) int {
 		return 0
 	}
 	n := len(us.streams)
-	for s := range us.streams {
+	for _, s := range slices.Clone(us.streams) {
 		h.closeStreamLocked(s, closeNone)
 	}
 	return n
@@ -234,7 +235,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	h.mu.Lock()
 	h.shutting = true
 	for _, us := range h.users {
-		for s := range us.streams {
+		for _, s := range slices.Clone(us.streams) {
 			h.closeStreamLocked(s, closeShutdown)
 		}
 	}
@@ -302,12 +303,14 @@ func (h *Hub) fanoutLocked(rec *record) {
 }
 
 func (h *Hub) deliverLocked(us *userState, rec *record) {
-	for s := range us.streams {
+	for i := 0; i < len(us.streams); i++ {
+		s := us.streams[i]
 		select {
 		case s.ch <- rec:
 		default:
 			h.m.slowCloses.Inc()
-			h.closeStreamLocked(s, closeSlow)
+			h.closeStreamLocked(s, closeSlow) // removes s from us.streams
+			i--
 		}
 	}
 }

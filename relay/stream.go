@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -31,7 +32,9 @@ func (h *Hub) closeStreamLocked(s *stream, why closeReason) {
 	}
 	s.closed, s.reason = true, why
 	close(s.ch)
-	delete(s.u.streams, s)
+	if i := slices.Index(s.u.streams, s); i >= 0 {
+		s.u.streams = slices.Delete(s.u.streams, i, i+1)
+	}
 }
 
 var errTooMany = errors.New("too many connections")
@@ -57,13 +60,13 @@ func (h *Hub) register(userID string) (*stream, Position, bool, error) {
 	}
 	load := false
 	if us == nil {
-		us = &userState{id: userID, streams: map[*stream]struct{}{}, rooms: map[string]uint64{}, loading: true,
+		us = &userState{id: userID, rooms: map[string]uint64{}, loading: true,
 			loaded: make(chan struct{})}
 		h.users[userID] = us
 		load = true
 	}
 	s := &stream{u: us, ch: make(chan *record, h.cfg.QueueSize)}
-	us.streams[s] = struct{}{}
+	us.streams = append(us.streams, s)
 	h.nstreams++
 	h.wg.Add(1)
 	h.m.streams.Inc()

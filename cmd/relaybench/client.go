@@ -32,6 +32,7 @@ type clientOpts struct {
 	payload     int
 	statsURL    string
 	connTimeout time.Duration
+	offset      int // first user number (b<offset>…), a multiple of roomSize, so client processes do not overlap
 }
 
 // hist is a latency histogram with 100 µs buckets up to 10 s (the last bucket holds everything above).
@@ -130,7 +131,8 @@ func runClient(o clientOpts) error {
 	rooms := (o.streams + o.roomSize - 1) / o.roomSize
 	for r := 0; r < rooms; r++ {
 		n := min(o.roomSize, o.streams-r*o.roomSize)
-		u := fmt.Sprintf("%s/join?room=r%d&prefix=b&from=%d&n=%d", o.urls[0], r, r*o.roomSize, n)
+		u := fmt.Sprintf("%s/join?room=r%d&prefix=b&from=%d&n=%d", o.urls[0], o.offset/o.roomSize+r,
+			o.offset+r*o.roomSize, n)
 		if err := post(u, nil); err != nil {
 			return fmt.Errorf("join: %w", err)
 		}
@@ -145,7 +147,7 @@ func runClient(o clientOpts) error {
 		for e := 0; e < o.bigEvents; e++ {
 			before := bn.delivered.Load()
 			t0 := time.Now()
-			if err := bn.publish(0, o.urls[e%len(o.urls)]); err != nil {
+			if err := bn.publish(o.offset/o.roomSize, o.urls[e%len(o.urls)]); err != nil {
 				return err
 			}
 			for bn.delivered.Load() < before+size && time.Since(t0) < 10*time.Second {
@@ -186,7 +188,7 @@ func runClient(o clientOpts) error {
 					go func(k int) {
 						defer iwg.Done()
 						defer func() { <-inflight }()
-						if err := bn.publish(rand.IntN(rooms), o.urls[(p+k)%len(o.urls)]); err == nil {
+						if err := bn.publish(o.offset/o.roomSize+rand.IntN(rooms), o.urls[(p+k)%len(o.urls)]); err == nil {
 							sent.Add(1)
 						}
 					}(k)
@@ -227,7 +229,7 @@ func (bn *bench) stream(ctx context.Context, i int, ready chan struct{}) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	fmt.Fprintf(c, "GET /events?u=b%d HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", i, u.Host)
+	fmt.Fprintf(c, "GET /events?u=b%d HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", bn.o.offset+i, u.Host)
 	br := bufio.NewReaderSize(c, 2048)
 	_ = c.SetReadDeadline(time.Now().Add(bn.o.connTimeout))
 	resp, err := http.ReadResponse(br, nil)

@@ -35,6 +35,7 @@ func main() {
 		rate      = flag.Int("rate", 0, "client: total events/s published in the throughput phase")
 		duration  = flag.Duration("duration", 10*time.Second, "client: throughput phase length (max 5m)")
 		payload   = flag.Int("payload", 100, "client: payload padding bytes per event")
+		offset    = flag.Int("user-offset", 0, "client: first user number (multiple of -room-size), for several clients")
 	)
 	flag.Parse()
 	if *serveMode {
@@ -58,7 +59,7 @@ func main() {
 	}
 	err := runClient(clientOpts{urls: list, streams: *streams, roomSize: max(*roomSize, 1), srcIPs: *srcIPs,
 		dialConc: max(*dialConc, 1), bigEvents: *bigEvents, publishers: *pubs, rate: *rate, duration: *duration,
-		payload: *payload, statsURL: list[0] + "/stats", connTimeout: 30 * time.Second})
+		payload: *payload, offset: *offset, statsURL: list[0] + "/stats", connTimeout: 30 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "relaybench:", err)
 		os.Exit(1)
