@@ -78,3 +78,29 @@ func mustJSON(v any) json.RawMessage {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// convCall is a chat-store POST of {"conversationId"} that has passed authentication, validation and the profile
+// lookup, in the order the contract answers them (401, 413/400, 400, 404).
+type convCall struct {
+	id   middleware.Identity
+	me   profile
+	conv string
+}
+
+// conversationCall reads such a request; it answers the failures itself and returns false after doing so.
+func (s *Server) conversationCall(w http.ResponseWriter, r *http.Request) (convCall, bool) {
+	var c convCall
+	var ok bool
+	if c.id, ok = s.requireUser(w, r, "Unauthorized"); !ok {
+		return c, false
+	}
+	var body conversationBody
+	if !readJSON(w, r, &body) {
+		return c, false
+	}
+	if c.conv, ok = conversationID(w, body.ConversationID); !ok {
+		return c, false
+	}
+	c.me, ok = s.requireProfile(w, r, c.id, "User not found")
+	return c, ok
+}

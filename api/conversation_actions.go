@@ -123,22 +123,11 @@ func (s *Server) patchConversation(w http.ResponseWriter, r *http.Request) {
 // POST /api/conversations/delete (routes.md §6.8): a direct chat is wiped for both people; a group or room is left,
 // with the caller's own messages. One RPC does it atomically; the Storage objects of removed files follow.
 func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Unauthorized")
+	c, ok := s.conversationCall(w, r)
 	if !ok {
 		return
 	}
-	var body conversationBody
-	if !readJSON(w, r, &body) {
-		return
-	}
-	convID, ok := conversationID(w, body.ConversationID)
-	if !ok {
-		return
-	}
-	p, ok := s.requireProfile(w, r, id, "User not found")
-	if !ok {
-		return
-	}
+	id, p, convID := c.id, c.me, c.conv
 	ctx := r.Context()
 	var out struct {
 		Scope        string   `json:"scope"`

@@ -34,22 +34,11 @@ func (s *Server) conversationRoutes(r chi.Router) {
 // joinConversation subscribes the caller's streams to the conversation's room, after checking active participation
 // (the original joined anyone to any room).
 func (s *Server) joinConversation(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Unauthorized")
+	c, ok := s.conversationCall(w, r)
 	if !ok {
 		return
 	}
-	var body conversationBody
-	if !readJSON(w, r, &body) {
-		return
-	}
-	convID, ok := conversationID(w, body.ConversationID)
-	if !ok {
-		return
-	}
-	p, ok := s.requireProfile(w, r, id, "User not found")
-	if !ok {
-		return
-	}
+	id, p, convID := c.id, c.me, c.conv
 	active, err := s.supa.As(id.Token).IsActiveParticipant(r.Context(), convID, p.ID)
 	if err != nil {
 		s.dbFailure(w, r, err, "Internal server error")

@@ -90,6 +90,31 @@ func (s *Server) ownMessage(ctx context.Context, rest supa.Rest, messageID, conv
 	return len(rows) == 1, err
 }
 
+// uploadTarget checks that the caller is an active participant of convID (else 403 forbidden) and sent msgID in
+// it (else 404), answering itself when not; internal is the route's text for a failed lookup.
+func (s *Server) uploadTarget(w http.ResponseWriter, r *http.Request, token, me, convID, msgID, forbidden, internal string) bool {
+	rest := s.supa.As(token)
+	active, err := rest.IsActiveParticipant(r.Context(), convID, me)
+	if err != nil {
+		s.fileDBFailure(w, r, err, internal)
+		return false
+	}
+	if !active {
+		writeFileError(w, http.StatusForbidden, forbidden)
+		return false
+	}
+	own, err := s.ownMessage(r.Context(), rest, msgID, convID, me)
+	if err != nil {
+		s.fileDBFailure(w, r, err, internal)
+		return false
+	}
+	if !own {
+		writeFileError(w, http.StatusNotFound, "Message not found or unauthorized")
+		return false
+	}
+	return true
+}
+
 // newFileID makes the original's file id: file_<epoch ms>_<13 hex digits>.
 func newFileID(now time.Time) string {
 	var b [7]byte
@@ -128,23 +153,8 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	rest := s.supa.As(id.Token)
-	active, err := rest.IsActiveParticipant(ctx, convID, p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error during signed URL generation")
-		return
-	}
-	if !active {
-		writeFileError(w, http.StatusForbidden, "Not authorized to upload files to this conversation")
-		return
-	}
-	own, err := s.ownMessage(ctx, rest, msgID, convID, p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error during signed URL generation")
-		return
-	}
-	if !own {
-		writeFileError(w, http.StatusNotFound, "Message not found or unauthorized")
+	if !s.uploadTarget(w, r, id.Token, p.ID, convID, msgID,
+		"Not authorized to upload files to this conversation", "Internal server error during signed URL generation") {
 		return
 	}
 	fileID := newFileID(s.now())
@@ -200,27 +210,13 @@ func (s *Server) uploadComplete(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	rest := s.supa.As(id.Token)
-	active, err := rest.IsActiveParticipant(ctx, convID, p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error during upload completion")
-		return
-	}
-	if !active {
-		writeFileError(w, http.StatusForbidden, "Not authorized to complete upload for this conversation")
+	if !s.uploadTarget(w, r, id.Token, p.ID, convID, msgID,
+		"Not authorized to complete upload for this conversation", "Internal server error during upload completion") {
 		return
 	}
 	folder := id.AuthUID + "/" + convID
 	if path != folder+"/"+fileID || strings.ContainsAny(fileID, "/\\") || strings.Contains(fileID, "..") {
 		writeFileError(w, http.StatusForbidden, "Invalid storage path")
-		return
-	}
-	own, err := s.ownMessage(ctx, rest, msgID, convID, p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error during upload completion")
-		return
-	}
-	if !own {
-		writeFileError(w, http.StatusNotFound, "Message not found or unauthorized")
 		return
 	}
 	objects, err := s.supa.ListObjects(ctx, id.Token, supa.BucketEncryptedFiles, folder, fileID)

@@ -17,22 +17,11 @@ func (s *Server) typingRoutes(r chi.Router) {
 // the database. Only active participants may type: the original let anyone inject typing indicators anywhere.
 func (s *Server) typing(start bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok := s.requireUser(w, r, "Unauthorized")
+		c, ok := s.conversationCall(w, r)
 		if !ok {
 			return
 		}
-		var body conversationBody
-		if !readJSON(w, r, &body) {
-			return
-		}
-		convID, ok := conversationID(w, body.ConversationID)
-		if !ok {
-			return
-		}
-		p, ok := s.requireProfile(w, r, id, "User not found")
-		if !ok {
-			return
-		}
+		id, p, convID := c.id, c.me, c.conv
 		members, err := s.supa.As(id.Token).ActiveParticipantIDs(r.Context(), convID)
 		if err != nil {
 			s.dbFailure(w, r, err, "Internal server error")
