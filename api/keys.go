@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -26,12 +27,12 @@ const (
 )
 
 // authUIDs maps internal ids to auth uids (public keys are keyed by auth uid, auth.md §6).
-func (s *Server) authUIDs(r *http.Request, token string, ids []string) (map[string]string, error) {
+func (s *Server) authUIDs(ctx context.Context, token string, ids []string) (map[string]string, error) {
 	var rows []struct {
 		ID         string  `json:"id"`
 		AuthUserID *string `json:"auth_user_id"`
 	}
-	if err := s.supa.As(token).Select(r.Context(), "users", supa.Q("select", "id,auth_user_id", "id", supa.In(ids)), &rows); err != nil {
+	if err := s.supa.As(token).Select(ctx, "users", supa.Q("select", "id,auth_user_id", "id", supa.In(ids)), &rows); err != nil {
 		return nil, err
 	}
 	out := make(map[string]string, len(rows))
@@ -58,7 +59,7 @@ func (s *Server) getPublicKey(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"public_key": nil}) // the unknown-user answer
 		return
 	}
-	uids, err := s.authUIDs(r, id.Token, []string{userID})
+	uids, err := s.authUIDs(r.Context(), id.Token, []string{userID})
 	if err != nil {
 		s.dbFailureFixed(w, r, err, "Failed to fetch public key")
 		return
@@ -111,7 +112,7 @@ func (s *Server) getPublicKeys(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(valid) > 0 {
-		uids, err := s.authUIDs(r, id.Token, valid)
+		uids, err := s.authUIDs(r.Context(), id.Token, valid)
 		if err != nil {
 			s.log.WarnContext(r.Context(), "public keys: user lookup failed", "err", err)
 			uids = nil

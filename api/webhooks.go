@@ -143,10 +143,14 @@ func (s *Server) emitWebhooks(token, event string, members []string, data any) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), webhookLookupTimeout)
 		defer cancel()
-		uids, err := s.authUIDsOf(ctx, token, members)
+		byID, err := s.authUIDs(ctx, token, members)
 		if err != nil {
 			s.log.Warn("webhooks: participant lookup failed", "event", event, "err", err)
 			return
+		}
+		uids := make([]string, 0, len(byID))
+		for _, uid := range byID {
+			uids = append(uids, uid)
 		}
 		targets, err := s.supa.WebhooksFor(ctx, uids, event)
 		if err != nil {
@@ -159,21 +163,4 @@ func (s *Server) emitWebhooks(token, event string, members []string, data any) {
 			}
 		}
 	}()
-}
-
-// authUIDsOf maps internal ids to auth uids under the caller's token.
-func (s *Server) authUIDsOf(ctx context.Context, token string, ids []string) ([]string, error) {
-	var rows []struct {
-		AuthUserID *string `json:"auth_user_id"`
-	}
-	if err := s.supa.As(token).Select(ctx, "users", supa.Q("select", "auth_user_id", "id", supa.In(ids)), &rows); err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(rows))
-	for _, r := range rows {
-		if r.AuthUserID != nil {
-			out = append(out, *r.AuthUserID)
-		}
-	}
-	return out, nil
 }
