@@ -32,7 +32,8 @@ type clientOpts struct {
 	payload     int
 	statsURL    string
 	connTimeout time.Duration
-	offset      int // first user number (b<offset>…), a multiple of roomSize, so client processes do not overlap
+	hold        time.Duration // keep the streams open this long after the phases
+	offset      int           // first user number (b<offset>…), a multiple of roomSize, so client processes do not overlap
 }
 
 // hist is a latency histogram with 100 µs buckets up to 10 s (the last bucket holds everything above).
@@ -208,6 +209,11 @@ func runClient(o clientOpts) error {
 			"latency (%d samples) p50=%v p95=%v p99=%v max=%v; streams dropped=%d\n",
 			o.publishers, sent.Load(), o.duration, float64(sent.Load())/o.duration.Seconds(), got, span.Round(time.Millisecond),
 			float64(got)/span.Seconds(), cnt, q[0], q[1], q[2], q[3], bn.dropped.Load())
+	}
+	if o.hold > 0 {
+		fmt.Printf("holding %d streams for %v (dropped so far: %d)\n", bn.connected.Load(), o.hold, bn.dropped.Load())
+		time.Sleep(o.hold)
+		fmt.Printf("released; dropped while held: %d\n", bn.dropped.Load())
 	}
 	cancel()
 	return nil

@@ -35,6 +35,7 @@ func main() {
 		rate      = flag.Int("rate", 0, "client: total events/s published in the throughput phase")
 		duration  = flag.Duration("duration", 10*time.Second, "client: throughput phase length (max 5m)")
 		payload   = flag.Int("payload", 100, "client: payload padding bytes per event")
+		hold      = flag.Duration("hold", 0, "client: keep streams open this long after the phases (max 5m)")
 		offset    = flag.Int("user-offset", 0, "client: first user number (multiple of -room-size), for several clients")
 	)
 	flag.Parse()
@@ -53,13 +54,13 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if *streams > 19000*len(list) || *streams > 19000 || *duration > 5*time.Minute || *srcIPs < 1 || *srcIPs > 250 {
+	if *streams > 19000*len(list) || *streams > 19000 || *duration > 5*time.Minute || *hold > 5*time.Minute || *srcIPs < 1 || *srcIPs > 250 {
 		fmt.Fprintln(os.Stderr, "relaybench: bounds: streams ≤ 19000 per client process, duration ≤ 5m, 1 ≤ srcips ≤ 250")
 		os.Exit(2)
 	}
 	err := runClient(clientOpts{urls: list, streams: *streams, roomSize: max(*roomSize, 1), srcIPs: *srcIPs,
 		dialConc: max(*dialConc, 1), bigEvents: *bigEvents, publishers: *pubs, rate: *rate, duration: *duration,
-		payload: *payload, offset: *offset, statsURL: list[0] + "/stats", connTimeout: 30 * time.Second})
+		payload: *payload, offset: *offset, hold: *hold, statsURL: list[0] + "/stats", connTimeout: 30 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "relaybench:", err)
 		os.Exit(1)
