@@ -106,7 +106,25 @@ done < <(go test -list '^Fuzz' ./... 2>&1 || true)
 if ((${#fuzz[@]} == 0)); then
 	echo "no fuzz targets"
 fi
+# fuzz_one PKG NAME: a short fuzz run. Go 1.26's fuzz coordinator can end a duration-bounded run with a bare
+# "context deadline exceeded" failure at the deadline (golang/go#75804, fixed in Go 1.27); such a run that wrote no
+# reproducer to testdata/fuzz/NAME is a pass. Any run that wrote a reproducer fails.
+fuzz_one() {
+	local pkg=$1 n=$2 dir out rc=0 before after
+	dir=$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$n
+	before=$( (find "$dir" -type f 2>/dev/null || true) | sort | md5sum)
+	out=$(mktemp)
+	go test -run='^$' -fuzz="^$n\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1 | tee "$out" || rc=$?
+	after=$( (find "$dir" -type f 2>/dev/null || true) | sort | md5sum)
+	if ((rc != 0)) && [[ $before == "$after" ]] && grep -q '^    context deadline exceeded$' "$out" &&
+		! grep -q 'Failing input written to' "$out"; then
+		echo "test.sh: $n hit Go's fuzz deadline race (golang/go#75804) without a failing input: counted as a pass"
+		rc=0
+	fi
+	rm -f "$out"
+	return "$rc"
+}
 for f in "${fuzz[@]}"; do
 	read -r pkg n <<<"$f"
-	step "fuzz $n ($FUZZTIME)" go test -run='^$' -fuzz="^$n\$" -fuzztime="$FUZZTIME" "$pkg"
+	step "fuzz $n ($FUZZTIME)" fuzz_one "$pkg" "$n"
 done
