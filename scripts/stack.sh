@@ -50,7 +50,8 @@ pick_port() {
 		return
 	fi
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+		# Below the kernel's ephemeral range (32768+), so a stack port is never one the OS hands out for :0.
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
 		if ! port_in_use "$p" && ! grep -qx "$p" "$STATE/ports" 2>/dev/null; then
 			echo "$p" >>"$STATE/ports"
 			echo "$p"
