@@ -200,7 +200,11 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID
 		return
 	}
 	if load {
-		h.loadRooms(ctx, s.u)
+		// On a helper goroutine: a broker call (go-redis) is deep, and the stack it would grow here would stay
+		// with this long-lived goroutine (about 4 KiB per stream).
+		done := make(chan struct{})
+		go func() { h.loadRooms(ctx, s.u); close(done) }()
+		<-done
 	} else {
 		select {
 		case <-s.u.loaded:
