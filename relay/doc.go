@@ -49,4 +49,23 @@
 // Shutdown ends every stream with a jittered retry hint so reconnects spread over other nodes.
 //
 // Stream caps are per node (MaxStreamsPerUser, MaxStreamsPerNode), not cluster-wide.
+//
+// # Memory per stream
+//
+// Through net/http a stream costs about 28 KiB (the connection's bufio buffers, the request, a deep handler
+// stack and a background-read goroutine). HubConfig.DetachHTTP1 hijacks HTTP/1.1 streams and serves them from a
+// lean goroutine with its own chunked framing: about 12 KiB. See BENCHMARKS.md.
+//
+// # Use
+//
+//	hub := relay.NewHub(broker, relay.HubConfig{DetachHTTP1: true}, log, prometheus.DefaultRegisterer)
+//	hub.Start(ctx)                                     // subscribe; keeps going if the broker is down
+//	hub.ServeStream(w, r, internalUserID, tokenExpiry) // GET /api/events, after authentication
+//	hub.Join(ctx, conversationID, internalUserID)      // messages/load, conversations/join|create
+//	hub.PublishToRoom(ctx, conversationID, relay.NewMessageEvent(row),
+//		relay.PublishOptions{Participants: activeParticipantIDs})
+//	hub.PublishToRoom(ctx, conversationID, relay.TypingStartEvent(id, username, display, conversationID),
+//		relay.PublishOptions{ExcludeUser: id, Participants: activeParticipantIDs, MembersOnly: true})
+//	hub.Shutdown(ctx)                                  // before http.Server.Shutdown; the Hub is then done
+//	broker.Close()
 package relay

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var fixedNow = func() time.Time { return time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC) }
@@ -389,4 +391,44 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("condition not reached within 10s")
+}
+
+func TestMetricsRegistered(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	h := NewHub(NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{}, nil, reg)
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	if err := h.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready() = %v on a memory broker", err)
+	}
+	srv := testServer(t, h)
+	c := dial(t, srv.URL, "u", "")
+	c.next(t)
+	marker(t, h, "u", "m")
+	c.until(t, "m")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{
+		"relay_streams_open": 1, "relay_events_published_total": 1, "relay_events_delivered_total": 1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	for _, name := range []string{"relay_broker_publish_seconds", "relay_broker_lag_seconds"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s not registered", name)
+		}
+	}
 }
