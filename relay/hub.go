@@ -100,7 +100,7 @@ type Hub struct {
 	wg       sync.WaitGroup // one per registered stream
 
 	startOnce sync.Once
-	stop      context.CancelFunc
+	stop      context.CancelFunc // guarded by mu
 }
 
 // userState is a user with streams on this node. rooms mirrors the broker's membership once loaded; changes
@@ -133,10 +133,17 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 
 // Start subscribes to the broker and starts the membership keep-alive loop; it returns at once. A broker that is
 // down does not make it fail: the Hub serves local streams and the broker reconnects in the background.
+//
+// Every other method starts the Hub (with a background context) if Start or Run has not run yet, so a Hub whose
+// Run goroutine has not been scheduled yet still delivers; Shutdown stops it either way.
 func (h *Hub) Start(ctx context.Context) error {
 	var err error
 	h.startOnce.Do(func() {
-		ctx, h.stop = context.WithCancel(ctx)
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		h.mu.Lock()
+		h.stop = stop
+		h.mu.Unlock()
 		if serr := h.b.Subscribe(ctx, h); serr != nil {
 			h.m.brokerErrors.WithLabelValues("subscribe").Inc()
 			h.log.Warn("relay: broker subscription failed; serving local streams, retrying in background", "err", serr)
@@ -247,10 +254,16 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		h.log.Warn("relay: shutdown deadline reached with streams still open", "streams", h.Streams())
 	}
-	if h.stop != nil {
-		h.stop()
+	h.mu.Lock()
+	stop := h.stop
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
+
+// ensureStarted starts the Hub if nobody has yet (see Start).
+func (h *Hub) ensureStarted() { _ = h.Start(context.Background()) }
 
 // HandleMessage is the broker's delivery of one log record: keep it in the ring and fan it out locally.
 func (h *Hub) HandleMessage(m Message) {
@@ -386,6 +399,7 @@ func (h *Hub) Join(ctx context.Context, conversationID, userID string) error {
 	if conversationID == "" || userID == "" {
 		return errors.New("relay: Join needs a conversation and a user")
 	}
+	h.ensureStarted()
 	off, err := h.b.Join(ctx, conversationID, userID, h.cfg.MaxRoomsPerUser, h.cfg.RoomGrace)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -422,6 +436,7 @@ func (h *Hub) change(ctx context.Context, op string, c MembershipChange, call fu
 	if (c.Op != OpLeaveAll && c.Room == "") || (c.Op != OpCloseRoom && c.User == "") {
 		return errors.New("relay: " + op + " needs its ids")
 	}
+	h.ensureStarted()
 	if err := call(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -456,6 +471,7 @@ func (h *Hub) publish(ctx context.Context, ev Event, w wireRecord) error {
 	if err != nil {
 		return err
 	}
+	h.ensureStarted()
 	w.T, w.D = ev.Type, data
 	enc, err := encodeRecord(w)
 	if err != nil {

@@ -432,3 +432,22 @@ func TestMetricsRegistered(t *testing.T) {
 		}
 	}
 }
+
+func TestHubWorksBeforeRunIsScheduled(t *testing.T) {
+	t.Parallel()
+	h := NewHub(NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{}, nil, nil) // no Start: go h.Run(ctx) may lag
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	srv := testServer(t, h)
+	c := dial(t, srv.URL, "u", "")
+	c.next(t)
+	mustJoin(t, h, "r", "u")
+	mustPublish(t, h, "r", textEvent("E", "early"), PublishOptions{})
+	if ev := c.next(t); !strings.Contains(ev.Data, `"early"`) {
+		t.Fatalf("got %v", ev)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Run(ctx); err != nil { // a late Run is harmless
+		t.Fatal(err)
+	}
+}

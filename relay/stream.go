@@ -146,6 +146,7 @@ type frameWriter interface{ write(b []byte) error }
 // It returns when the stream ends, except with HubConfig.DetachHTTP1, where an HTTP/1.1 stream is hijacked and
 // served by a lean goroutine of its own and ServeStream returns at once.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string, expires time.Time) {
+	h.ensureStarted()
 	s, p0, load, err := h.register(userID)
 	if err != nil {
 		status, body := http.StatusTooManyRequests, `{"error":"Too many connections"}`
