@@ -271,7 +271,7 @@ func conformTTL(t *testing.T, factory brokerFactory) {
 	ctx := context.Background()
 	b := factory(t, 100)
 	subscribe(t, b)
-	short := 300 * time.Millisecond
+	short := 2 * time.Second // long enough that the Touch below surely comes first
 	b.Join(ctx, "r", "expires", 10, short)
 	b.Join(ctx, "r", "kept", 10, short)
 	if err := b.Touch(ctx, []string{"kept", "nobody"}, time.Hour); err != nil {

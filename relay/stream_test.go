@@ -179,7 +179,12 @@ func TestSlowReaderClosedOthersKeepReceiving(t *testing.T) {
 		defer close(done)
 		h.ServeStream(fw, httptest.NewRequest(http.MethodGet, "/", nil), "slow", time.Time{})
 	}()
-	waitFor(t, func() bool { return h.Streams() == 2 })
+	waitFor(t, func() bool { // registered and its rooms loaded, so events reach its queue live
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		us := h.users["slow"]
+		return us != nil && !us.loading
+	})
 	for i := 0; i < 20; i++ {
 		mustPublish(t, h, "r", textEvent("E", strconv.Itoa(i)), PublishOptions{})
 		if ev := fast.next(t); !strings.Contains(ev.Data, `"`+strconv.Itoa(i)+`"`) {
