@@ -347,8 +347,10 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 		bp := bufPool.Get().(*[]byte)
 		b := (*bp)[:0]
 		now := h.cfg.Now()
+		frames := 0 // counted once per batch: a shared counter bumped per delivery is a contended cache line
 		for n := 0; ; n++ {
 			if !open {
+				h.m.delivered.Add(float64(frames))
 				h.mu.Lock()
 				why := s.reason
 				h.mu.Unlock()
@@ -363,7 +365,7 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 			}
 			if rec.local || rec.pos.Epoch != skip.Epoch || rec.pos.Offset > skip.Offset {
 				b = appendFrame(b, rec, now)
-				h.m.delivered.Inc()
+				frames++
 			}
 			if n >= 64 || len(b) >= 32<<10 {
 				break
@@ -375,6 +377,7 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 			}
 			break
 		}
+		h.m.delivered.Add(float64(frames))
 		var werr error
 		if len(b) > 0 {
 			werr = sw.write(b)
