@@ -166,7 +166,7 @@ func devauthAnswers501(t testing.TB, method, path string) bool {
 	req, _ := http.NewRequestWithContext(ctx, method, testenv.SupabaseURL(t)+path, strings.NewReader(`{}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("apikey", devkeys.AnonKey())
-	res, err := http.DefaultClient.Do(req)
+	res, err := isolatedClient.Do(req)
 	if err != nil {
 		t.Fatalf("devauth probe %s %s: %v", method, path, err)
 	}

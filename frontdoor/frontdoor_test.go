@@ -213,7 +213,7 @@ func readWithin(t *testing.T, what string, read func() (string, error)) string {
 // upstream is still mid-response), then the rest after.
 func streamCheck(t *testing.T, doorURL, path, first, rest string, release chan struct{}) {
 	t.Helper()
-	resp, err := http.Get(doorURL + path)
+	resp, err := isolatedClient.Get(doorURL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestSupabasePassThrough(t *testing.T) {
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := isolatedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

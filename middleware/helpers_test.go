@@ -356,7 +356,7 @@ func doReq(t testing.TB, srvURL, authz, cookie string) (*http.Response, []byte) 
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := isolatedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

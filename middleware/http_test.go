@@ -39,7 +39,11 @@ func get(t *testing.T, url string, hdr map[string]string) (*http.Response, strin
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A client of its own: httptest servers closing in parallel tests close http.DefaultTransport's idle
+	// connections, which can fail a request of another test that shares it.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +201,7 @@ func TestWrappersFlush(t *testing.T) {
 	})
 	srv := httptest.NewServer(RequestID(AccessLog(quietLog)(Recoverer(quietLog)(BodyLimit(1 << 20)(SecurityHeaders(h))))))
 	t.Cleanup(srv.Close)
-	resp, err := http.Get(srv.URL)
+	resp, err := isolatedClient.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +232,7 @@ func TestBodyLimit(t *testing.T) {
 		if chunked {
 			req.ContentLength = -1 // no Content-Length: the limit is hit while reading
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := isolatedClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +310,7 @@ func TestCrossSiteFormGuard(t *testing.T) {
 		if tc.fetchSite != "" {
 			req.Header.Set("Sec-Fetch-Site", tc.fetchSite)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := isolatedClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

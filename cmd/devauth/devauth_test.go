@@ -78,7 +78,7 @@ func call(t *testing.T, method, url string, body any, hdr ...string) reply {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := isolatedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

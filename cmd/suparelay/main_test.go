@@ -62,9 +62,6 @@ func freeAddr(t *testing.T) string {
 // startMain runs the real server binary's Main on a free port and returns its base URL.
 func startMain(t *testing.T, vars map[string]string) string {
 	t.Helper()
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	vars["PORT"] = port
 	cfg, err := LoadConfig(env(vars))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +72,8 @@ func startMain(t *testing.T, vars map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Listen(); err != nil {
+	// Bind before running, on a port the kernel picks: nothing can take it in between.
+	if m.listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -96,7 +94,7 @@ func startMain(t *testing.T, vars map[string]string) string {
 
 func readyz(t *testing.T, base string) (int, map[string]any) {
 	t.Helper()
-	res, err := http.Get(base + "/readyz")
+	res, err := isolatedClient.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +108,7 @@ func readyz(t *testing.T, base string) (int, map[string]any) {
 // reasons (PostgREST unreachable, no signing keys).
 func TestStartsWithoutSupabase(t *testing.T) {
 	base := startMain(t, map[string]string{"SUPABASE_URL": "http://" + freeAddr(t), "SUPABASE_ANON_KEY": devkeys.AnonKey()})
-	res, err := http.Get(base + "/healthz")
+	res, err := isolatedClient.Get(base + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", res, err)
 	}
