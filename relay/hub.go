@@ -112,6 +112,9 @@ type userState struct {
 	loading bool
 	loaded  chan struct{}
 	pending []MembershipChange
+	// deferred holds local-only room records (broker down) seen while loading: they are in no history, so
+	// replay cannot bring them; they are judged once the rooms are known.
+	deferred []*record
 }
 
 var _ BrokerHandler = (*Hub)(nil)
@@ -291,6 +294,13 @@ func (h *Hub) fanoutLocked(rec *record) {
 			h.deliverLocked(us, rec)
 		}
 	case 'r':
+		if rec.local {
+			for _, us := range h.users {
+				if us.loading && len(us.deferred) < h.cfg.QueueSize {
+					us.deferred = append(us.deferred, rec)
+				}
+			}
+		}
 		for us := range h.rooms[rec.room] {
 			if rec.addressedTo(us.id, us.rooms[rec.room], true) {
 				h.deliverLocked(us, rec)

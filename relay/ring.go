@@ -65,3 +65,11 @@ func (g *ring) since(after Position, upto uint64, now time.Time) ([]*record, boo
 	}
 	return out, true
 }
+
+// firstOffset is the offset of the oldest record kept, or ifEmpty.
+func (g *ring) firstOffset(ifEmpty uint64) uint64 {
+	if g.n == 0 {
+		return ifEmpty
+	}
+	return g.at(0).pos.Offset
+}

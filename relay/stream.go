@@ -130,7 +130,14 @@ func (h *Hub) loadRooms(ctx context.Context, us *userState) {
 		for room := range us.rooms {
 			h.indexLocked(room, us)
 		}
+		for _, rec := range us.deferred {
+			off, member := us.rooms[rec.room]
+			if !rec.addressedTo(us.id, 0, false) && rec.addressedTo(us.id, off, member) { // not already sent
+				h.deliverLocked(us, rec)
+			}
+		}
 	}
+	us.deferred = nil
 	close(us.loaded)
 }
 
@@ -188,9 +195,11 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID
 	if load { // whatever happens to this stream, the user's other streams wait for these rooms
 		defer h.loadRooms(ctx, s.u)
 	}
-	// Resume point: the client's Last-Event-ID when it is of the current epoch, else the node's position now.
+	// Resume point: the client's Last-Event-ID when it is of the current epoch (or when this node has not seen
+	// any record yet, so cannot tell), else the node's position now. replay decides again with a later position.
+	lei, leiOK := parseID(lastID)
 	start := p0
-	if lei, ok := parseID(lastID); ok && lei.Epoch == p0.Epoch && p0.Epoch != "" {
+	if leiOK && (lei.Epoch == p0.Epoch || p0.Epoch == "") {
 		start = lei
 	}
 	now := h.cfg.Now()
@@ -213,7 +222,10 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID
 			return
 		}
 	}
-	skip, ok := h.replay(ctx, fw, s.u, start, p0)
+	if !leiOK {
+		lei = Position{}
+	}
+	skip, ok := h.replay(ctx, fw, s.u, lei, p0)
 	if !ok {
 		return
 	}
@@ -223,7 +235,7 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID
 // replay writes the records addressed to the user between start and the node's current position and returns the
 // position up to which live records on the queue are duplicates (register-before-replay: the stream was already
 // receiving live records while this ran, mercure's liveQueue idea).
-func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, start, p0 Position) (Position, bool) {
+func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, lei, p0 Position) (Position, bool) {
 	now := time.Now()
 	h.mu.Lock()
 	p1 := h.pos
@@ -231,18 +243,27 @@ func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, start, 
 	for k, v := range us.rooms {
 		rooms[k] = v
 	}
-	if start.Epoch == "" { // registered before the log had any record
-		start.Epoch = p1.Epoch
-	}
-	var recs []*record
-	ok := start.Epoch == p1.Epoch
-	if ok {
-		recs, ok = h.ring.since(start, p1.Offset, now)
-	}
 	h.mu.Unlock()
-	if start.Epoch != p1.Epoch { // the log changed epoch meanwhile: nothing from before can be resumed
+	if p1.Epoch == "" { // this node has seen no record yet: nothing to replay; trust the client's position
+		if lei.Epoch != "" {
+			return lei, true
+		}
 		return p1, true
 	}
+	start := p0
+	if lei.Epoch == p1.Epoch {
+		start = lei
+	}
+	h.mu.Lock()
+	if start.Epoch == "" { // registered before this node had seen any record: everything it has seen since counts
+		start = Position{Epoch: p1.Epoch, Offset: h.ring.firstOffset(p1.Offset+1) - 1}
+	}
+	if start.Epoch != p1.Epoch { // the log changed epoch meanwhile: nothing from before can be resumed
+		h.mu.Unlock()
+		return p1, true
+	}
+	recs, ok := h.ring.since(start, p1.Offset, now)
+	h.mu.Unlock()
 	if !ok {
 		recs, ok = h.brokerHistory(ctx, start, p1.Offset)
 	}
