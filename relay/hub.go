@@ -39,6 +39,11 @@ type HubConfig struct {
 	HistoryTTL        time.Duration // older records are not replayed
 	WriteTimeout      time.Duration // deadline of each write+flush to a stream
 	ShutdownGrace     time.Duration // Shutdown's wait when its ctx has no deadline
+	// Presence announces USER_ONLINE to the rooms a user has joined when the user's first stream on this node
+	// opens (once the rooms are loaded), and USER_OFFLINE when the last one closes. Per node: a user with
+	// streams on two nodes is announced offline when one node loses its last stream (additive events, which the
+	// current frontend ignores).
+	Presence bool
 	// Now is the clock for envelope timestamps and heartbeats (tests pin it); default time.Now.
 	Now func() time.Time
 	// DetachHTTP1 hijacks HTTP/1.1 streams and serves them from a lean goroutine, roughly halving the memory per
@@ -466,6 +471,25 @@ func (h *Hub) PublishToRoom(ctx context.Context, conversationID string, ev Event
 	}
 	return h.publish(ctx, ev, wireRecord{K: "r", R: conversationID, X: opt.ExcludeUser, P: opt.Participants,
 		M: opt.MembersOnly})
+}
+
+// announcePresence publishes USER_ONLINE/USER_OFFLINE for userID to each of rooms (joined members only, not the
+// user), in the background: presence is best effort and must never hold up a stream.
+func (h *Hub) announcePresence(userID string, rooms []string, online bool) {
+	if !h.cfg.Presence || len(rooms) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ev := PresenceEvent(userID, online)
+		for _, room := range rooms {
+			if err := h.PublishToRoom(ctx, room, ev, PublishOptions{ExcludeUser: userID, MembersOnly: true}); err != nil {
+				h.log.Debug("presence not published", "user", userID, "room", room, "err", err)
+				return
+			}
+		}
+	}()
 }
 
 // PublishToUser delivers ev to all of userID's streams on every node.

@@ -88,8 +88,13 @@ func (h *Hub) unregister(s *stream) {
 	}
 	h.nstreams--
 	h.m.streams.Dec()
+	var rooms []string
+	if last {
+		rooms = roomList(us.rooms)
+	}
 	h.mu.Unlock()
 	if last {
+		h.announcePresence(us.id, rooms, false)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := h.b.Touch(ctx, []string{us.id}, h.cfg.RoomGrace); err != nil {
 			h.brokerError("touch", err)
@@ -139,6 +144,18 @@ func (h *Hub) loadRooms(ctx context.Context, us *userState) {
 	}
 	us.deferred = nil
 	close(us.loaded)
+	if h.users[us.id] == us {
+		h.announcePresence(us.id, roomList(us.rooms), true)
+	}
+}
+
+// roomList copies the keys of a user's room set (the caller holds h.mu).
+func roomList(rooms map[string]uint64) []string {
+	out := make([]string, 0, len(rooms))
+	for r := range rooms {
+		out = append(out, r)
+	}
+	return out
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

@@ -58,6 +58,8 @@ type Config struct {
 	ProxySupabase        bool
 	MigrationMode        bool
 	AppOrigins           []string
+	SSEDetach            bool
+	SSEPresence          bool
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into the process environment without overriding variables that are
@@ -172,11 +174,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SSERoomGrace:      dur("SSE_ROOM_GRACE", 120*time.Second),
 		SSEMaxPerUser:     num("SSE_MAX_STREAMS_PER_USER", 10),
 		SSEMaxStreams:     num("SSE_MAX_STREAMS", 19000),
-		SSEHistorySize:    num("SSE_HISTORY_SIZE", 500),
-		SSEHistoryTTL:     dur("SSE_HISTORY_TTL", 10*time.Minute),
+		SSEHistorySize:    num("SSE_HISTORY_SIZE", 10000),
+		SSEHistoryTTL:     dur("SSE_HISTORY_TTL", 5*time.Minute),
 		ExpiryJobInterval: dur("EXPIRY_JOB_INTERVAL", time.Minute),
 	}
 	c.RateLimits = boolean("RATE_LIMITS", true)
+	c.SSEDetach = boolean("SSE_DETACH", true)
+	c.SSEPresence = boolean("SSE_PRESENCE", true)
 	c.WebhookSigningSecret = str("WEBHOOK_SIGNING_SECRET", "")
 	c.WebhookAllowPrivate = boolean("WEBHOOK_ALLOW_PRIVATE", false)
 	c.SMSProvider = strings.ToLower(str("SMS_PROVIDER", "log"))

@@ -110,13 +110,17 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		}
 		m.redis = redis.NewClient(opts)
 		shared = middleware.NewRedisSharedStore(m.redis, "suparelay:auth:")
-		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: "suparelay:relay:", Logger: log})
+		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: "suparelay:relay:", Logger: log,
+			HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
 	} else {
-		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{})
+		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
 	}
 	m.hub = relay.NewHub(m.broker, relay.HubConfig{
 		Heartbeat: cfg.SSEHeartbeat, RoomGrace: cfg.SSERoomGrace, MaxStreamsPerUser: cfg.SSEMaxPerUser,
 		MaxStreamsPerNode: cfg.SSEMaxStreams, HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
+		// Detached HTTP/1.1 streams hold ~12 KiB instead of ~28 KiB (relay/BENCHMARKS.md); the access log then
+		// records only the stream's set-up, and Run ends streams through hub.Shutdown before draining HTTP.
+		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence,
 	}, log, reg)
 
 	cookie := cfg.CookieName

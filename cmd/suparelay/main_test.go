@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,6 +64,14 @@ func freeAddr(t *testing.T) string {
 // startMain runs the real server binary's Main on a free port and returns its base URL.
 func startMain(t *testing.T, vars map[string]string) string {
 	t.Helper()
+	base, _ := startMainStoppable(t, vars)
+	return base
+}
+
+// startMainStoppable is startMain that also returns a function stopping the server (as SIGTERM does) and waiting
+// for Run to return; it is called at cleanup too (a second call does nothing).
+func startMainStoppable(t *testing.T, vars map[string]string) (string, func()) {
+	t.Helper()
 	cfg, err := LoadConfig(env(vars))
 	if err != nil {
 		t.Fatal(err)
@@ -78,18 +88,22 @@ func startMain(t *testing.T, vars map[string]string) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("shutdown took too long")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("shutdown took too long")
-		}
-	})
-	return "http://" + m.listener.Addr().String()
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + m.listener.Addr().String(), stop
 }
 
 func readyz(t *testing.T, base string) (int, map[string]any) {
@@ -178,4 +192,85 @@ func TestReadyzFollowsPostgREST(t *testing.T) {
 	}
 	down.Store(false)
 	waitReady(http.StatusOK)
+}
+
+// TestServerEndToEnd runs the real server (detached SSE streams, presence on, memory broker) against the stack:
+// a stream opens with CONNECTED, a message sent through the API arrives on it, and shutting the server down ends
+// the stream promptly.
+func TestServerEndToEnd(t *testing.T) {
+	base, stop := startMainStoppable(t, map[string]string{"SUPABASE_URL": testenv.SupabaseURL(t),
+		"SUPABASE_ANON_KEY": devkeys.AnonKey(), "SUPABASE_SERVICE_ROLE_KEY": devkeys.ServiceRoleKey(), "RATE_LIMITS": "false"})
+	alice, bob := testenv.NewUser(t), testenv.NewUser(t)
+	at, bt := alice.Token(t, time.Hour), bob.Token(t, time.Hour)
+	call := func(path, tok string, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := isolatedClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, res.StatusCode, out)
+		}
+		return out
+	}
+	conv := call("/api/chat/conversations", at, `{"type":"direct","participant_ids":["`+bob.ID+`"]}`)["conversation_id"].(string)
+
+	req, _ := http.NewRequest("GET", base+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+bt)
+	res, err := isolatedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" || res.Header.Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("events: %d %v", res.StatusCode, res.Header)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitFor := func(prefix string) string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("stream ended waiting for %q", prefix)
+				}
+				if strings.HasPrefix(l, prefix) {
+					return l
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no %q within 10 s", prefix)
+			}
+		}
+	}
+	waitFor("event: CONNECTED")
+	call("/api/messages/send", at, `{"conversationId":"`+conv+`","encryptedContents":{"`+alice.ID+`":"a","`+bob.ID+`":"b"}}`)
+	waitFor("event: NEW_MESSAGE")
+	if l := waitFor("data: "); !strings.Contains(l, `"conversation_id":"`+conv+`"`) {
+		t.Fatalf("NEW_MESSAGE data %s", l)
+	}
+	// Shutdown with the stream still open: it ends (with a retry hint) and Run returns.
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	for l := range lines {
+		_ = l // drain until the server closes the stream
+	}
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop with a stream open")
+	}
 }
