@@ -25,3 +25,25 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	s.hub.ServeStream(w, r, p.ID, id.Expires)
 }
+
+// eventsHead answers HEAD /api/events with the stream's headers and no body: running the stream for a HEAD
+// request would hold the connection open forever.
+func (s *Server) eventsHead(w http.ResponseWriter, r *http.Request) {
+	id, ok := identity(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	if _, err := s.profileOf(r.Context(), id); errors.Is(err, errNoProfile) {
+		writeError(w, http.StatusNotFound, "User not found")
+		return
+	} else if err != nil {
+		s.dbFailure(w, r, err, "Internal server error")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+}

@@ -367,3 +367,18 @@ func TestWrongTypesNeverFail500(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsHead: HEAD /api/events answers the stream's headers without opening a stream.
+func TestEventsHead(t *testing.T) {
+	h := newHarness(t)
+	req, _ := http.NewRequest(http.MethodHead, h.srv.URL+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testenv.NewUser(t).Token(t, time.Hour))
+	r := h.send(req)
+	if r.Status != 200 || r.Header.Get("Content-Type") != "text/event-stream" || len(r.Body) != 0 {
+		t.Fatalf("HEAD events: %d %v %q", r.Status, r.Header, r.Body)
+	}
+	req, _ = http.NewRequest(http.MethodHead, h.srv.URL+"/api/events", nil)
+	if r := h.send(req); r.Status != 401 {
+		t.Fatalf("anonymous HEAD events: %d", r.Status)
+	}
+}

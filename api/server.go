@@ -148,6 +148,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 		r.MethodNotAllowed(methodNotAllowedWithAllow)
 		// The event stream stays out of body limits and form guards: it is a long-lived GET.
 		r.Get("/events", s.events)
+		r.Head("/events", s.eventsHead)
 		r.Group(func(r chi.Router) {
 			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...))
 			s.authRoutes(r)

@@ -59,6 +59,7 @@ type Config struct {
 	MigrationMode        bool
 	AppOrigins           []string
 	SSEDetach            bool
+	RedirectWWW          bool
 	SSEPresence          bool
 }
 
@@ -180,6 +181,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.RateLimits = boolean("RATE_LIMITS", true)
 	c.SSEDetach = boolean("SSE_DETACH", true)
+	c.RedirectWWW = boolean("REDIRECT_WWW", false)
 	c.SSEPresence = boolean("SSE_PRESENCE", true)
 	c.WebhookSigningSecret = str("WEBHOOK_SIGNING_SECRET", "")
 	c.WebhookAllowPrivate = boolean("WEBHOOK_ALLOW_PRIVATE", false)

@@ -178,7 +178,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	handler := srv.Routes()
 	if cfg.FrontendURL != "" || cfg.ProxySupabase {
 		fd := frontdoor.Config{API: handler, MigrationMode: cfg.MigrationMode, Implemented: srv.Implements,
-			ProxySupabase: cfg.ProxySupabase, TrustedProxies: cfg.TrustedProxies, Logger: log}
+			ProxySupabase: cfg.ProxySupabase, TrustedProxies: cfg.TrustedProxies, RedirectWWW: cfg.RedirectWWW, Logger: log}
 		if cfg.FrontendURL != "" {
 			fd.FrontendURL, _ = url.Parse(cfg.FrontendURL)
 		}
