@@ -177,12 +177,12 @@ func (s *Server) alertInbound(raw []byte) {
 	if s.alertMailer == nil || len(s.alertTo) == 0 {
 		return
 	}
-	go func() {
+	s.goBackground("alert e-mail", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err := s.alertMailer.SendEmail(ctx, notify.Email{To: s.alertTo, Subject: "QryptChat: inbound SMS webhook", Text: string(raw)})
 		if err != nil {
 			s.log.Warn("telnyx webhook: alert e-mail failed", "err", err)
 		}
-	}()
+	})
 }

@@ -265,13 +265,13 @@ func (s *Server) touchActivity(token, userID string) {
 	}
 	s.activity.last[userID] = now
 	s.activity.mu.Unlock()
-	go func() {
+	s.goBackground("user activity", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), activityCallLimit)
 		defer cancel()
 		if err := s.supa.As(token).RPC(ctx, "update_user_activity", map[string]any{"user_uuid": userID}, nil); err != nil {
 			s.log.Debug("update_user_activity failed", "user", userID, "err", err)
 		}
-	}()
+	})
 }
 
 // messageCreatedPayload is what a message.created webhook carries: identifiers and time, never content (which is

@@ -140,7 +140,7 @@ func (s *Server) emitWebhooks(token, event string, members []string, data any) {
 		return
 	}
 	payload := mustJSON(data)
-	go func() {
+	s.goBackground("webhook lookup", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), webhookLookupTimeout)
 		defer cancel()
 		byID, err := s.authUIDs(ctx, token, members)
@@ -162,5 +162,5 @@ func (s *Server) emitWebhooks(token, event string, members []string, data any) {
 				s.log.Warn("webhooks: delivery not queued", "event", event, "webhook", t.ID)
 			}
 		}
-	}()
+	})
 }
