@@ -382,3 +382,19 @@ func TestEventsHead(t *testing.T) {
 		t.Fatalf("anonymous HEAD events: %d", r.Status)
 	}
 }
+
+// TestMetricsByRoute: /metrics exposes request latency by route pattern (ids never become labels).
+func TestMetricsByRoute(t *testing.T) {
+	h := newHarness(t)
+	tok := testenv.NewUser(t).Token(t, time.Hour)
+	mustStatus(t, h.do("POST", "/api/chat/conversations/00000000-0000-4000-8000-000000000000/mark-read", tok, nil), 403)
+	r := h.do("GET", "/metrics", "", nil)
+	mustStatus(t, r, 200)
+	want := `suparelay_http_request_duration_seconds_count{method="POST",route="/api/chat/conversations/{id}/mark-read",status="403"} 1`
+	if !strings.Contains(string(r.Body), want) {
+		t.Fatalf("metrics lack %s", want)
+	}
+	if strings.Contains(string(r.Body), "00000000-0000-4000-8000-000000000000") {
+		t.Fatal("an id leaked into a metric label")
+	}
+}

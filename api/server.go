@@ -84,6 +84,7 @@ type Server struct {
 	// background bounds the fire-and-forget work requests leave behind (activity stamps, webhook lookups,
 	// alert e-mails): past it, such work is skipped and logged rather than piling up goroutines under load.
 	background chan struct{}
+	metrics    *httpMetrics
 }
 
 // maxBackground is how many background tasks may run at once.
@@ -132,6 +133,11 @@ func New(cfg Config) *Server {
 	s.limits = newRouteLimits(s.now)
 	s.activity.last = make(map[string]time.Time)
 	s.background = make(chan struct{}, maxBackground)
+	var reg prometheus.Registerer
+	if cfg.Registry != nil {
+		reg = cfg.Registry
+	}
+	s.metrics = newHTTPMetrics(reg)
 	return s
 }
 
@@ -154,8 +160,8 @@ func (s *Server) buildRoutes() *chi.Mux {
 	r := chi.NewRouter()
 	// GetHead sits on the root router: there it looks HEAD routes up by the full path, so an explicit HEAD route
 	// (files/{fileId}) is kept and HEAD on any other GET route runs the GET handler without a body.
-	r.Use(middleware.RequestID, middleware.AccessLog(s.log), middleware.Recoverer(s.log), middleware.SecurityHeaders,
-		chimw.GetHead)
+	r.Use(middleware.RequestID, middleware.AccessLog(s.log), middleware.Recoverer(s.log), s.metrics.middleware,
+		middleware.SecurityHeaders, chimw.GetHead)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowedWithAllow)
 	r.Get("/healthz", s.healthz)
