@@ -297,6 +297,25 @@ func (s *Server) visibleFile(ctx context.Context, rest supa.Rest, fileID, me str
 	return &rows[0], nil
 }
 
+// requireVisibleFile authenticates a files route and reads the {fileId} row the caller may see, answering 401, 404
+// ("File not found or unauthorized") and failures itself.
+func (s *Server) requireVisibleFile(w http.ResponseWriter, r *http.Request) (middleware.Identity, *fileRow, bool) {
+	id, p, ok := s.fileCaller(w, r)
+	if !ok {
+		return id, nil, false
+	}
+	f, err := s.visibleFile(r.Context(), s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
+	if err != nil {
+		s.fileDBFailure(w, r, err, "Internal server error")
+		return id, nil, false
+	}
+	if f == nil {
+		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
+		return id, nil, false
+	}
+	return id, f, true
+}
+
 // GET /api/files/message/{messageId} (routes.md §8.3).
 func (s *Server) filesOfMessage(w http.ResponseWriter, r *http.Request) {
 	id, p, ok := s.fileCaller(w, r)
@@ -335,21 +354,11 @@ func (s *Server) filesOfMessage(w http.ResponseWriter, r *http.Request) {
 
 // GET /api/files/{fileId}/encrypted (routes.md §8.4): the stored ciphertext JSON as a string.
 func (s *Server) encryptedFile(w http.ResponseWriter, r *http.Request) {
-	id, p, ok := s.fileCaller(w, r)
+	id, f, ok := s.requireVisibleFile(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	f, err := s.visibleFile(ctx, s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error")
-		return
-	}
-	if f == nil {
-		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
-		return
-	}
-	data, err := s.supa.Download(ctx, id.Token, supa.BucketEncryptedFiles, f.StoragePath, maxEncryptedObject)
+	data, err := s.supa.Download(r.Context(), id.Token, supa.BucketEncryptedFiles, f.StoragePath, maxEncryptedObject)
 	if errors.Is(err, supa.ErrObjectTooLarge) {
 		writeFileError(w, http.StatusRequestEntityTooLarge, "File is too large to be served inline")
 		return
@@ -372,17 +381,8 @@ func (s *Server) fileDecrypt(w http.ResponseWriter, r *http.Request) {
 
 // HEAD /api/files/{fileId}.
 func (s *Server) fileHead(w http.ResponseWriter, r *http.Request) {
-	id, p, ok := s.fileCaller(w, r)
+	_, f, ok := s.requireVisibleFile(w, r)
 	if !ok {
-		return
-	}
-	f, err := s.visibleFile(r.Context(), s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error")
-		return
-	}
-	if f == nil {
-		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
 		return
 	}
 	h := w.Header()
@@ -396,17 +396,8 @@ func (s *Server) fileHead(w http.ResponseWriter, r *http.Request) {
 
 // POST /api/files/{fileId}: the file's details.
 func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
-	id, p, ok := s.fileCaller(w, r)
+	id, f, ok := s.requireVisibleFile(w, r)
 	if !ok {
-		return
-	}
-	f, err := s.visibleFile(r.Context(), s.supa.As(id.Token), chi.URLParam(r, "fileId"), p.ID)
-	if err != nil {
-		s.fileDBFailure(w, r, err, "Internal server error")
-		return
-	}
-	if f == nil {
-		writeFileError(w, http.StatusNotFound, "File not found or unauthorized")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": f.ID, "messageId": f.MessageID,
