@@ -48,13 +48,8 @@ func (s *Server) getBackupPin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	row, err := s.myProfile(r, id.Token)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to check backup PIN")
-		return
-	}
-	if row == nil {
-		writeError(w, http.StatusNotFound, "User not found")
+	row, ok := s.requireOwnRow(w, r, id.Token, "Failed to check backup PIN", "User not found")
+	if !ok {
 		return
 	}
 	has, _ := row["has_backup_pin"].(bool)
@@ -182,13 +177,8 @@ func (s *Server) setSalt(w http.ResponseWriter, r *http.Request) {
 
 // ownRowForPhone returns the caller's row when phone is the caller's own number; it answers 404/403 itself.
 func (s *Server) ownRowForPhone(w http.ResponseWriter, r *http.Request, id middleware.Identity, phone string) (map[string]any, bool) {
-	row, err := s.myProfile(r, id.Token)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch salt")
-		return nil, false
-	}
-	if row == nil {
-		writeError(w, http.StatusNotFound, "User not found")
+	row, ok := s.requireOwnRow(w, r, id.Token, "Failed to fetch salt", "User not found")
+	if !ok {
 		return nil, false
 	}
 	if own, _ := row["phone_number"].(string); own == "" || own != phone {
@@ -408,13 +398,8 @@ func (s *Server) nuclearDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	row, err := s.myProfile(r, id.Token)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Internal server error")
-		return
-	}
-	if row == nil {
-		writeError(w, http.StatusNotFound, "User not found")
+	row, ok := s.requireOwnRow(w, r, id.Token, "Internal server error", "User not found")
+	if !ok {
 		return
 	}
 	var body struct {
@@ -431,7 +416,7 @@ func (s *Server) nuclearDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	me, _ := row["id"].(string)
 	var summary json.RawMessage
-	err = s.supa.As(id.Token).RPC(ctx, "delete_encrypted_data_only",
+	err := s.supa.As(id.Token).RPC(ctx, "delete_encrypted_data_only",
 		map[string]any{"authenticated_user_id": me, "target_user_id": me}, &summary)
 	if err != nil {
 		var e *supa.Error

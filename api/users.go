@@ -153,6 +153,21 @@ func (s *Server) myProfile(r *http.Request, token string) (map[string]any, error
 	return rows[0], nil
 }
 
+// requireOwnRow reads the caller's own row, answering the route's failure text (500, or 502/504 when Supabase is
+// unreachable) or its "no profile" 404 itself.
+func (s *Server) requireOwnRow(w http.ResponseWriter, r *http.Request, token, failure, notFound string) (map[string]any, bool) {
+	row, err := s.myProfile(r, token)
+	if err != nil {
+		s.dbFailureFixed(w, r, err, failure)
+		return nil, false
+	}
+	if row == nil {
+		writeError(w, http.StatusNotFound, notFound)
+		return nil, false
+	}
+	return row, true
+}
+
 // GET /api/user/profile: the caller's row, unwrapped (routes.md §4.3).
 func (s *Server) ownProfile(w http.ResponseWriter, r *http.Request) {
 	s.serveOwnProfile(w, r, false)
@@ -169,13 +184,8 @@ func (s *Server) serveOwnProfile(w http.ResponseWriter, r *http.Request, wrap bo
 	if !ok {
 		return
 	}
-	row, err := s.myProfile(r, id.Token)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch profile")
-		return
-	}
-	if row == nil {
-		writeError(w, http.StatusNotFound, "Profile not found")
+	row, ok := s.requireOwnRow(w, r, id.Token, "Failed to fetch profile", "Profile not found")
+	if !ok {
 		return
 	}
 	delete(row, "has_backup_pin")
