@@ -28,6 +28,17 @@ func (s *Server) fileRoutes(r chi.Router) {
 	r.Post("/files/{fileId}", s.fileInfo)
 	r.Post("/files/upload", s.fileUploadDeprecated)
 	r.Post("/files/debug-upload", notFound)
+	// Without these, GET on the POST-only paths would fall through to GET /files/{fileId} (chi prefers the
+	// parameter route over a 405 of the static one) and answer 501 as if "upload-url" were a file id.
+	for _, p := range []string{"/files/upload-url", "/files/upload-complete", "/files/upload"} {
+		r.Get(p, postOnly)
+	}
+}
+
+// postOnly is the 405 of a POST-only path.
+func postOnly(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	methodNotAllowed(w, r)
 }
 
 // maxEncryptedObject is the largest encrypted file served inline as JSON (routes.md §8.4).

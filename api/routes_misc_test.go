@@ -398,3 +398,15 @@ func TestMetricsByRoute(t *testing.T) {
 		t.Fatal("an id leaked into a metric label")
 	}
 }
+
+// TestPostOnlyFilePaths: GET on the POST-only files paths is a 405, not a lookup of a file called "upload-url".
+func TestPostOnlyFilePaths(t *testing.T) {
+	h := newHarness(t)
+	tok := testenv.NewUser(t).Token(t, time.Hour)
+	for _, p := range []string{"/api/files/upload-url", "/api/files/upload-complete", "/api/files/upload"} {
+		r := h.do("GET", p, tok, nil)
+		if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" {
+			t.Errorf("GET %s: %d Allow=%q", p, r.Status, r.Header.Get("Allow"))
+		}
+	}
+}
