@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
@@ -74,7 +75,23 @@ func loadDotEnv(path string) error {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	vars, err := parseDotEnv(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, kv := range vars {
+		if _, set := os.LookupEnv(kv[0]); !set {
+			_ = os.Setenv(kv[0], kv[1])
+		}
+	}
+	return nil
+}
+
+// parseDotEnv parses .env text: blank lines and # comments are skipped, an optional "export " prefix is allowed,
+// values may be wrapped in single or double quotes. Keys must be environment-variable names.
+func parseDotEnv(r io.Reader) ([][2]string, error) {
+	var out [][2]string
+	sc := bufio.NewScanner(r)
 	n := 0
 	for sc.Scan() {
 		n++
@@ -84,18 +101,29 @@ func loadDotEnv(path string) error {
 		}
 		line = strings.TrimPrefix(line, "export ")
 		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return fmt.Errorf("%s:%d: expected KEY=VALUE", path, n)
-		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || !envName(k) {
+			return nil, fmt.Errorf("line %d: expected KEY=VALUE", n)
+		}
 		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
 			v = v[1 : len(v)-1]
 		}
-		if _, set := os.LookupEnv(k); !set {
-			_ = os.Setenv(k, v)
+		out = append(out, [2]string{k, v})
+	}
+	return out, sc.Err()
+}
+
+// envName reports whether k is a plain environment variable name ([A-Za-z_][A-Za-z0-9_]*).
+func envName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, c := range k {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
 		}
 	}
-	return sc.Err()
+	return true
 }
 
 // LoadConfig reads the configuration from getenv and reports every missing or malformed value at once.
