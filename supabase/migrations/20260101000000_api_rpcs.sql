@@ -116,7 +116,8 @@ end;
 $$;
 
 -- api_delete_conversation: conversations/delete (routes.md §6.8). A direct chat is wiped for both people; from a
--- group or room the caller leaves, taking their own messages (and file rows) along. Note-to-self is refused.
+-- group or room the caller leaves, taking their own messages (and file rows) along, and the last one to leave
+-- removes the conversation. Note-to-self is refused.
 -- SECURITY DEFINER because the wipe removes the other participant's rows too, which no user policy allows; it is
 -- bound to the caller (auth.uid()) being an active participant. Returns the scope and the Storage paths of the
 -- removed file rows so that the server can delete the objects.
@@ -159,6 +160,15 @@ begin
   delete from public.messages where conversation_id = p_conversation_id and sender_id = v_me;
   delete from public.typing_indicators where conversation_id = p_conversation_id and user_id = v_me;
   delete from public.conversation_participants where conversation_id = p_conversation_id and user_id = v_me;
+  -- The last one out removes the conversation, and with it what earlier leavers left behind.
+  if not exists (select 1 from public.conversation_participants where conversation_id = p_conversation_id) then
+    select v_paths || coalesce(jsonb_agg(f.storage_path), '[]'::jsonb) into v_paths
+      from public.encrypted_files f join public.messages m on m.id = f.message_id
+     where m.conversation_id = p_conversation_id;
+    delete from public.sms_notifications where conversation_id = p_conversation_id;
+    delete from public.conversations where id = p_conversation_id;
+    return jsonb_build_object('scope', 'all', 'storage_paths', v_paths);
+  end if;
   return jsonb_build_object('scope', 'self', 'storage_paths', v_paths);
 end;
 $$;
