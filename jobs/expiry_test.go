@@ -16,7 +16,7 @@ import (
 
 // TestExpiryJobTwoNodes runs the real expiry job (fn_cleanup_expired_messages through PostgREST with the service
 // role) on two "nodes" that share one real Redis lock, against the real database: every expired copy is removed,
-// the removals add up to exactly the copies that expired (none counted twice), and no window runs on both nodes.
+// no live copy is touched, deliveries of removed copies are marked deleted, and no window runs on both nodes.
 func TestExpiryJobTwoNodes(t *testing.T) {
 	db := testenv.DB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -105,9 +105,13 @@ func TestExpiryJobTwoNodes(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if total := removed["A"] + removed["B"]; total < n {
-		t.Fatalf("nodes report %d removals (A %d, B %d), want at least our %d", total, removed["A"], removed["B"], n)
+	// Other tests of the run share the database and may call the (global) cleanup too, so the copies removed by
+	// these two nodes are not asserted as a number; what is asserted is that the job ran, only ever on one node per
+	// window, and that every expired copy is gone while every live one stays.
+	if len(windows) == 0 {
+		t.Fatal("the job never ran")
 	}
+	t.Logf("removals: node A %d, node B %d, windows run %d", removed["A"], removed["B"], len(windows))
 	for w, nodes := range windows {
 		if len(nodes) != 1 {
 			t.Fatalf("window %v ran on %v", w, nodes)

@@ -72,6 +72,9 @@ func startMain(t *testing.T, vars map[string]string) string {
 // for Run to return; it is called at cleanup too (a second call does nothing).
 func startMainStoppable(t *testing.T, vars map[string]string) (string, func()) {
 	t.Helper()
+	if _, set := vars["EXPIRY_JOB_INTERVAL"]; !set {
+		vars["EXPIRY_JOB_INTERVAL"] = "0" // the global cleanup would race the jobs package's expiry test
+	}
 	cfg, err := LoadConfig(env(vars))
 	if err != nil {
 		t.Fatal(err)
