@@ -54,16 +54,10 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const badObj = "encrypted_contents must be an object with user_id -> encrypted_content mappings"
-	var contents map[string]any
-	if json.Unmarshal(body.EncryptedContents, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
+	copies, ok := encodeCopies(body.EncryptedContents)
+	if !ok {
 		writeError(w, http.StatusBadRequest, badObj)
 		return
-	}
-	for k, v := range contents {
-		if _, isStr := v.(string); !isStr || !isUUID(k) {
-			writeError(w, http.StatusBadRequest, badObj)
-			return
-		}
 	}
 	contentType := "text"
 	if body.ContentType != nil {
@@ -89,7 +83,7 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	sent, err := s.storeMessage(ctx, id.Token, map[string]any{"p_conversation_id": convID,
-		"p_encrypted_contents": encodeCopies(contents), "p_content_type": contentType,
+		"p_encrypted_contents": copies, "p_content_type": contentType,
 		"p_has_attachments": hasAttachments, "p_reply_to_id": replyTo})
 	var e *supa.Error
 	switch {

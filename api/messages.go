@@ -64,16 +64,10 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid conversationId")
 		return
 	}
-	var contents map[string]any
-	if json.Unmarshal(body.EncryptedContents, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
+	copies, ok := encodeCopies(body.EncryptedContents)
+	if !ok {
 		writeError(w, http.StatusBadRequest, badContents)
 		return
-	}
-	for k, v := range contents {
-		if _, isStr := v.(string); !isStr || !isUUID(k) {
-			writeError(w, http.StatusBadRequest, badContents)
-			return
-		}
 	}
 	msgType := "text"
 	if body.MessageType != nil {
@@ -108,7 +102,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	sent, err := s.storeMessage(ctx, id.Token, map[string]any{
-		"p_conversation_id": convID, "p_encrypted_contents": encodeCopies(contents), "p_message_type": msgType,
+		"p_conversation_id": convID, "p_encrypted_contents": copies, "p_message_type": msgType,
 		"p_metadata": metadata, "p_reply_to_id": replyTo,
 	})
 	if err != nil {
@@ -288,13 +282,23 @@ func messageCreatedPayload(row json.RawMessage) map[string]json.RawMessage {
 	return out
 }
 
-// encodeCopies turns each recipient's encrypted JSON string into base64 of its UTF-8 bytes, the stored form.
-func encodeCopies(contents map[string]any) map[string]string {
+// encodeCopies validates the per-recipient contents of a send — a non-empty object of at most maxRecipients
+// internal ids (UUIDs) mapping to strings — and turns each encrypted JSON string into base64 of its UTF-8 bytes,
+// the stored form. ok is false for anything else.
+func encodeCopies(raw json.RawMessage) (map[string]string, bool) {
+	var contents map[string]any
+	if json.Unmarshal(raw, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
+		return nil, false
+	}
 	out := make(map[string]string, len(contents))
 	for k, v := range contents {
-		out[k] = base64.StdEncoding.EncodeToString([]byte(v.(string)))
+		text, isStr := v.(string)
+		if !isStr || !isUUID(k) {
+			return nil, false
+		}
+		out[k] = base64.StdEncoding.EncodeToString([]byte(text))
 	}
-	return out
+	return out, true
 }
 
 // sentMessage is api_send_message's answer: the stored row and the conversation's active participants (the
