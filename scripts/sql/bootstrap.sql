@@ -1,10 +1,9 @@
 -- bootstrap.sql — LOCAL STACK ONLY. Not a migration.
 --
--- Makes a plain PostgreSQL 15 database look enough like a Supabase database for supabase/migrations/*.sql and
--- PostgREST 12 to behave as they do on a real project: the API roles and the authenticator, the `extensions`
--- schema, a minimal GoTrue-shaped `auth` schema with auth.uid()/role()/jwt(), a minimal Storage-shaped `storage`
--- schema, and Supabase's default privileges in `public`. The supabase CLI stack already has all of this, so this
--- file is never applied there.
+-- Makes a plain PostgreSQL 15 database look like a Supabase database before its services start: the API roles and
+-- the authenticator, the admin roles and empty schemas of Supabase Auth and Storage (which then create their own
+-- tables and functions, exactly as on a real project), the `extensions` schema, and Supabase's default privileges
+-- in `public`. The supabase CLI stack already has all of this, so this file is never applied there.
 --
 -- Idempotent: it runs on every `scripts/stack.sh up`, including against a database that already has it (and the
 -- migrations). It therefore never grants on EXISTING objects in `public` (that would undo the function-hardening
@@ -107,174 +106,50 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------------------------------
--- auth: a GoTrue-shaped users table and the JWT helper functions policies use.
+-- auth and storage belong to the real services: Supabase Auth (`auth migrate`) and Supabase Storage (its own
+-- migrations at start) create every table and function in them. Here only their admin roles and empty schemas,
+-- as Supabase's database image prepares them.
 -- ---------------------------------------------------------------------------------------------------------------
-create schema if not exists auth;
-
-create table if not exists auth.users (
-  instance_id uuid,
-  id uuid not null primary key,
-  aud varchar(255),
-  role varchar(255),
-  email varchar(255),
-  encrypted_password varchar(255),
-  email_confirmed_at timestamptz,
-  invited_at timestamptz,
-  confirmation_token varchar(255) default '',
-  confirmation_sent_at timestamptz,
-  recovery_token varchar(255) default '',
-  recovery_sent_at timestamptz,
-  email_change_token_new varchar(255) default '',
-  email_change varchar(255) default '',
-  email_change_sent_at timestamptz,
-  last_sign_in_at timestamptz,
-  raw_app_meta_data jsonb default '{}'::jsonb,
-  raw_user_meta_data jsonb default '{}'::jsonb,
-  is_super_admin boolean,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now(),
-  phone text unique default null,
-  phone_confirmed_at timestamptz,
-  phone_change text default '',
-  phone_change_token varchar(255) default '',
-  phone_change_sent_at timestamptz,
-  confirmed_at timestamptz generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
-  email_change_token_current varchar(255) default '',
-  email_change_confirm_status smallint default 0,
-  banned_until timestamptz,
-  reauthentication_token varchar(255) default '',
-  reauthentication_sent_at timestamptz,
-  is_sso_user boolean not null default false,
-  deleted_at timestamptz,
-  is_anonymous boolean not null default false
-);
-
--- Columns added by later GoTrue versions, for databases bootstrapped by an older version of this file.
-alter table auth.users
-  add column if not exists is_anonymous boolean not null default false,
-  add column if not exists deleted_at timestamptz,
-  add column if not exists banned_until timestamptz;
-
-create index if not exists users_instance_id_idx on auth.users (instance_id);
-
--- The claims PostgREST stores for the request. Newer PostgREST sets request.jwt.claims (JSON); older ones set one
--- GUC per claim (request.jwt.claim.sub, ...), which is why every helper falls back to those.
-create or replace function auth.jwt() returns jsonb
-language sql stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')
-  )::jsonb
-$$;
-
-create or replace function auth.uid() returns uuid
-language sql stable
-as $$
-  select nullif(coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
-  ), '')::uuid
-$$;
-
-create or replace function auth.role() returns text
-language sql stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.role', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'
-  )
-$$;
-
-create or replace function auth.email() returns text
-language sql stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.email', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email'
-  )
-$$;
-
-grant usage on schema auth to anon, authenticated, service_role;
-grant execute on function auth.jwt(), auth.uid(), auth.role(), auth.email() to anon, authenticated, service_role;
-
--- ---------------------------------------------------------------------------------------------------------------
--- storage: just enough of Supabase Storage's schema for the migrations' bucket rows and object policies.
--- ---------------------------------------------------------------------------------------------------------------
-create schema if not exists storage;
-
-create table if not exists storage.buckets (
-  id text not null primary key,
-  name text not null,
-  owner uuid,
-  public boolean default false,
-  avif_autodetection boolean default false,
-  file_size_limit bigint,
-  allowed_mime_types text[],
-  owner_id text,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now()
-);
-create unique index if not exists bname on storage.buckets (name);
-
-create table if not exists storage.objects (
-  id uuid not null default gen_random_uuid() primary key,
-  bucket_id text references storage.buckets (id),
-  name text,
-  owner uuid,
-  owner_id text,
-  metadata jsonb,
-  path_tokens text[] generated always as (string_to_array(name, '/')) stored,
-  version text,
-  user_metadata jsonb,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now(),
-  last_accessed_at timestamptz default now()
-);
-create unique index if not exists bucketid_objname on storage.objects (bucket_id, name);
-
-alter table storage.buckets enable row level security;
-alter table storage.objects enable row level security;
-
--- The folders of an object path: 'a/b/c.txt' -> {a,b}. Policies compare the first folder with auth.uid().
-create or replace function storage.foldername(name text) returns text[]
-language plpgsql immutable
-as $$
-declare
-  parts text[] := string_to_array(name, '/');
+do $$
 begin
-  return parts[1 : array_length(parts, 1) - 1];
-end
-$$;
-
-create or replace function storage.filename(name text) returns text
-language plpgsql immutable
-as $$
-declare
-  parts text[] := string_to_array(name, '/');
-begin
-  return parts[array_length(parts, 1)];
-end
-$$;
-
-create or replace function storage.extension(name text) returns text
-language plpgsql immutable
-as $$
-declare
-  fname text := storage.filename(name);
-  parts text[] := string_to_array(fname, '.');
-begin
-  if array_length(parts, 1) < 2 then
-    return '';
+  if not exists (select 1 from pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin noinherit createrole login;
   end if;
-  return parts[array_length(parts, 1)];
+  if not exists (select 1 from pg_roles where rolname = 'supabase_storage_admin') then
+    create role supabase_storage_admin noinherit createrole login;
+  end if;
+  if not exists (select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  where r.rolname = 'supabase_auth_admin' and s.setdatabase = 0 and 'search_path=auth' = any (s.setconfig)) then
+    alter role supabase_auth_admin set search_path = auth;
+  end if;
+  if not exists (select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+                  where r.rolname = 'supabase_storage_admin' and s.setdatabase = 0 and 'search_path=storage' = any (s.setconfig)) then
+    alter role supabase_storage_admin set search_path = storage;
+  end if;
+  -- Storage switches to the caller's API role for every request (set_config('role', ...)).
+  if not pg_has_role('supabase_storage_admin', 'anon', 'member') then
+    grant anon to supabase_storage_admin;
+  end if;
+  if not pg_has_role('supabase_storage_admin', 'authenticated', 'member') then
+    grant authenticated to supabase_storage_admin;
+  end if;
+  if not pg_has_role('supabase_storage_admin', 'service_role', 'member') then
+    grant service_role to supabase_storage_admin;
+  end if;
 end
 $$;
 
-grant usage on schema storage to anon, authenticated, service_role;
-grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
-grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
-  to anon, authenticated, service_role;
+create schema if not exists auth authorization supabase_auth_admin;
+create schema if not exists storage authorization supabase_storage_admin;
+grant usage on schema auth to anon, authenticated, service_role, supabase_storage_admin;
+grant usage on schema storage to postgres, anon, authenticated, service_role;
+grant usage on schema extensions to supabase_auth_admin, supabase_storage_admin;
+grant execute on all functions in schema extensions to supabase_auth_admin, supabase_storage_admin;
+
+-- What Storage creates is usable by the API roles, as on Supabase.
+alter default privileges for role supabase_storage_admin in schema storage grant all on tables to postgres, anon, authenticated, service_role;
+alter default privileges for role supabase_storage_admin in schema storage grant all on functions to postgres, anon, authenticated, service_role;
+alter default privileges for role supabase_storage_admin in schema storage grant all on sequences to postgres, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- public: Supabase's grants. Existing objects are left alone (see the header); new ones get Supabase's defaults.
