@@ -24,14 +24,13 @@ import (
 	"github.com/qryptchat/suparelay/supa"
 )
 
-// harness runs the real API handlers in-process against the real local stack: devauth as the Supabase gateway,
-// the real PostgREST and PostgreSQL with the project's migrations. Only Supabase Storage is a fake (it cannot run
-// here); see fakeStorage.
+// harness runs the real API handlers in-process against the real local stack: the gateway in front of the real
+// Supabase Auth, Storage and PostgREST, PostgreSQL with the project's migrations. storage looks at Storage directly.
 type harness struct {
 	t       testing.TB
 	srv     *httptest.Server
 	hub     *relay.Hub
-	storage *fakeStorage
+	storage *storageAdmin
 	client  *http.Client
 }
 
@@ -44,9 +43,8 @@ func newHarnessWith(t testing.TB, adjust func(*api.Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := newFakeStorage(t)
 	client, err := supa.New(supa.Config{URL: base, AnonKey: devkeys.AnonKey(), ServiceRoleKey: devkeys.ServiceRoleKey(),
-		StorageURL: store.srv.URL + "/storage/v1", Timeout: 10 * time.Second})
+		Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +73,7 @@ func newHarnessWith(t testing.TB, adjust func(*api.Config)) *harness {
 		hub.Shutdown(sctx)
 		srv.Close()
 	})
-	return &harness{t: t, srv: srv, hub: hub, storage: store, client: srv.Client()}
+	return &harness{t: t, srv: srv, hub: hub, storage: newStorageAdmin(t), client: srv.Client()}
 }
 
 // resp is a decoded answer.

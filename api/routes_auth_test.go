@@ -3,7 +3,6 @@ package api_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,12 +11,6 @@ import (
 
 	"github.com/qryptchat/suparelay/internal/testenv"
 )
-
-// freshPhone is an E.164 number no test user has (the +1555 range of testenv, 8 random digits instead of 7).
-func freshPhone() string {
-	n, _ := strconv.ParseUint(testenv.RandomHex(4), 16, 64)
-	return fmt.Sprintf("+1556%08d", n%100_000_000)
-}
 
 // setCookies returns the Set-Cookie headers of r for the session cookie (any chunk).
 func setCookies(r resp) []*http.Cookie {
@@ -83,9 +76,8 @@ func TestSendSMS(t *testing.T) {
 
 	t.Run("sends through Auth", func(t *testing.T) {
 		t.Parallel()
-		needDevauth(t, "POST", "/auth/v1/otp")
 		h := newHarness(t)
-		phone := freshPhone()
+		phone := testenv.TestPhone(t)
 		wantBody(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": phone}), 200,
 			`{"success":true,"message":"Verification code sent successfully"}`)
 		// Auth's own resend interval answers 429: mapped to the original's failure body with Auth's status as code.
@@ -95,7 +87,7 @@ func TestSendSMS(t *testing.T) {
 }
 
 // TestVerifySMS covers POST /api/auth/verify-sms (routes.md §3.10): validation of both branches, the session branch
-// (profile completion) against the real database, and the OTP branch through devauth.
+// (profile completion) against the real database, and the OTP branch through the real Supabase Auth.
 func TestVerifySMS(t *testing.T) {
 	h := newHarness(t)
 	const p = "/api/auth/verify-sms"
@@ -135,7 +127,7 @@ func TestVerifySMS(t *testing.T) {
 		}
 		// The body's phone must be the token's.
 		other := body
-		other["phoneNumber"] = freshPhone()
+		other["phoneNumber"] = testenv.TestPhone(t)
 		wantErr(t, h.do("POST", p, tok, other), 403, "Phone number does not match the verified session")
 		long := map[string]any{"useSession": true, "phoneNumber": u.Phone, "username": strings.Repeat("u", 51)}
 		r := h.do("POST", p, tok, long)
@@ -211,11 +203,9 @@ func TestVerifySMS(t *testing.T) {
 
 	t.Run("OTP branch through Auth", func(t *testing.T) {
 		t.Parallel()
-		needDevauth(t, "POST", "/auth/v1/verify")
-		needDevauth(t, "POST", "/auth/v1/otp")
 		h := newHarness(t) // its own send-sms limiter
 		// A new phone: requiresUsername with the session and the cookie.
-		phone := freshPhone()
+		phone := testenv.TestPhone(t)
 		mustStatus(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": phone}), 200)
 		r := h.do("POST", p, "", map[string]any{"phoneNumber": phone, "verificationCode": "123456"})
 		mustStatus(t, r, 200)
@@ -262,7 +252,7 @@ func TestVerifySMS(t *testing.T) {
 		}
 
 		// A new phone with the username in the OTP request: created at once, cookie set.
-		phone2 := freshPhone()
+		phone2 := testenv.TestPhone(t)
 		mustStatus(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": phone2}), 200)
 		name := "p_" + testenv.RandomHex(5)
 		r = h.do("POST", p, "", map[string]any{"phoneNumber": phone2, "verificationCode": "123456", "username": name, "displayName": "P"})
@@ -274,7 +264,7 @@ func TestVerifySMS(t *testing.T) {
 		}
 
 		// An existing user signs in with the OTP alone.
-		existing := testenv.NewUser(t)
+		existing := testenv.NewUserWithTestPhone(t)
 		mustStatus(t, h.do("POST", "/api/auth/send-sms", "", map[string]any{"phoneNumber": existing.Phone}), 200)
 		r = h.do("POST", p, "", map[string]any{"phoneNumber": existing.Phone, "verificationCode": "123456"})
 		mustStatus(t, r, 200)
@@ -343,14 +333,6 @@ func TestAuthSession(t *testing.T) {
 		}
 		// Expired, with a refresh token Auth will not accept.
 		r := h.withCookie("GET", p, cookieValue(sessionJSON(t, u, -time.Minute)), nil)
-		if devauthAnswers501(t, "POST", "/auth/v1/token?grant_type=refresh_token") {
-			// devauth's refresh is still a stub (501): an Auth outage, so 503 and the cookie kept.
-			wantErr(t, r, 503, "Authentication service unavailable")
-			if r.Header.Get("Retry-After") == "" || cleared(r) {
-				t.Fatalf("outage answer: %v", r.Header)
-			}
-			return
-		}
 		wantErr(t, r, 401, "Invalid session")
 		if !cleared(r) {
 			t.Fatalf("cookie not cleared: %v", r.Header["Set-Cookie"])
@@ -362,23 +344,22 @@ func TestAuthSession(t *testing.T) {
 func TestAuthUser(t *testing.T) {
 	h := newHarness(t)
 	wantErr(t, h.do("GET", "/api/auth/user", "", nil), 401, "Auth session missing!")
-	u := testenv.NewUser(t)
-	r := h.do("GET", "/api/auth/user", u.Token(t, time.Hour), nil)
-	if devauthAnswers501(t, "GET", "/auth/v1/user") {
-		// Auth failing (devauth's stub answers 501) must not look like a logout: 503, not 401.
-		wantErr(t, r, 503, "Authentication service unavailable")
-		t.Skip("devauth answers 501 for GET /auth/v1/user (not implemented yet); the success case runs once it is")
-	}
+	// Supabase Auth answers only for a session it issued (it checks the token's session_id): a real sign-in.
+	u := testenv.NewUserWithTestPhone(t)
+	sess := testenv.SignIn(t, u.Phone)
+	r := h.do("GET", "/api/auth/user", sess.AccessToken, nil)
 	mustStatus(t, r, 200)
 	user := r.JSON(t)["user"].(map[string]any)
 	if user["id"] != u.AuthID || user["phone"] != strings.TrimPrefix(u.Phone, "+") || user["aud"] != "authenticated" {
 		t.Fatalf("user: %s", r.Body)
 	}
-	r = h.withCookie("GET", "/api/auth/user", cookieValue(sessionJSON(t, u, time.Hour)), nil)
+	r = h.withCookie("GET", "/api/auth/user", cookieValue(sess.Raw), nil)
 	mustStatus(t, r, 200)
 	if r.JSON(t)["user"].(map[string]any)["id"] != u.AuthID {
 		t.Fatalf("user via cookie: %s", r.Body)
 	}
+	// A well-signed token for a session Auth does not know (signed out elsewhere): refused, not an outage.
+	wantErr(t, h.do("GET", "/api/auth/user", u.Token(t, time.Hour), nil), 401, "Session from session_id claim in JWT does not exist")
 }
 
 // TestKeyBackup covers GET and PUT /api/auth/key-backup (routes.md §3.4). The restore limit of §2.2 is the rate

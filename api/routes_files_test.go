@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -92,14 +93,24 @@ func TestFileRoutes(t *testing.T) {
 		if md := out["metadata"].(map[string]any); md["messageId"] != f.msg || md["conversationId"] != f.conv || len(md) != 2 {
 			t.Fatalf("metadata %v", md)
 		}
-		signed := false
-		for _, c := range h.storage.recorded() {
-			if c.Method == "POST" && c.Path == "/storage/v1/object/upload/sign/encrypted-files/"+path && c.Bearer == tok {
-				signed = true
-			}
+		// Storage signed it under the caller's own token: its upload token names the caller as the owner.
+		if owner := uploadTokenOwner(t, out["token"].(string)); owner != f.owner.AuthID {
+			t.Fatalf("upload token owner %q, want the caller %s", owner, f.owner.AuthID)
 		}
-		if !signed {
-			t.Fatal("no signing request under the caller's token")
+		// The browser's next step: a PUT of the ciphertext to that URL (no other credentials) stores the object.
+		u := strings.Replace(out["uploadUrl"].(string), "https://public.example.test", testenv.SupabaseURL(t), 1)
+		req, _ := http.NewRequest(http.MethodPut, u, strings.NewReader(`{"x":"ciphertext"}`))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		res, err := isolatedClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("PUT to the signed upload URL: %d", res.StatusCode)
+		}
+		if data, ok := h.storage.get("encrypted-files/" + path); !ok || string(data) != `{"x":"ciphertext"}` {
+			t.Fatalf("uploaded object: %q (found %v)", data, ok)
 		}
 	})
 
@@ -236,9 +247,7 @@ func TestFileRoutes(t *testing.T) {
 		wantFileErr(t, h.do("POST", one, outsider, nil), 404, "File not found or unauthorized")
 
 		// The object vanished from storage: the download fails with the route's text.
-		h.storage.mu.Lock()
-		delete(h.storage.objects, "encrypted-files/"+path)
-		h.storage.mu.Unlock()
+		h.storage.remove("encrypted-files/" + path)
 		wantFileErr(t, h.do("GET", enc, f.owner.Token(t, time.Hour), nil), 500, "Failed to download file from storage")
 	})
 
@@ -249,4 +258,25 @@ func TestFileRoutes(t *testing.T) {
 		wantFileErr(t, h.rawReq("POST", "/api/files/upload", testenv.NewUser(t).Token(t, time.Hour), "multipart/form-data; boundary=x",
 			[]byte("--x--")), 501, "This upload method is deprecated. Use /api/files/upload-url for E2E encrypted uploads.")
 	})
+}
+
+// uploadTokenOwner returns the owner claim of a Storage signed-upload token (Storage copies the signing caller's
+// JWT subject into it).
+func uploadTokenOwner(t testing.TB, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("upload token %q is not a JWT", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Owner string `json:"owner"`
+	}
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims.Owner
 }

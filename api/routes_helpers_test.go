@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qryptchat/suparelay/internal/devkeys"
 	"github.com/qryptchat/suparelay/internal/testenv"
 )
 
@@ -156,31 +155,6 @@ func sessionJSON(t testing.TB, u testenv.User, ttl time.Duration) []byte {
 // cookieValue encodes a session the way @supabase/ssr writes it ("base64-" + base64url).
 func cookieValue(session []byte) string {
 	return "base64-" + base64.RawURLEncoding.EncodeToString(session)
-}
-
-// devauthAnswers501 reports whether devauth still answers the Auth endpoint method path with its 501 "todo" stub.
-func devauthAnswers501(t testing.TB, method, path string) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, testenv.SupabaseURL(t)+path, strings.NewReader(`{}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("apikey", devkeys.AnonKey())
-	res, err := isolatedClient.Do(req)
-	if err != nil {
-		t.Fatalf("devauth probe %s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	return res.StatusCode == http.StatusNotImplemented
-}
-
-// needDevauth skips the test while devauth answers method path with 501 (its OTP and session endpoints are still
-// stubs); the tests start running by themselves when devauth implements them.
-func needDevauth(t testing.TB, method, path string) {
-	t.Helper()
-	if devauthAnswers501(t, method, path) {
-		t.Skipf("devauth answers 501 for %s %s (not implemented yet); this test runs once it is", method, path)
-	}
 }
 
 // noteToSelf returns the caller's note-to-self conversation (created by a trigger with the users row).

@@ -1,5 +1,5 @@
 // Package api holds the HTTP handlers of QryptChat's /api routes, one file per route group of the contract
-// (../shared/contract/routes.md). Handlers authenticate through middleware, do every data operation through supa
+// (routes.md; the list of route files is in testdata/routes.tsv). Handlers authenticate through middleware, do every data operation through supa
 // under the caller's own token, and publish real-time events through relay.
 package api
 

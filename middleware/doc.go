@@ -10,5 +10,5 @@
 // The package imports nothing else of suparelay: the refresh-token exchange is behind the consumer-defined
 // [Refresher] interface, which cmd/suparelay wires to the Supabase Auth client.
 //
-// Contract: /work/shared/contract/auth.md (caller resolution §3, cookie format §4, refresh §7, 401 bodies §10).
+// Contract: auth.md of the project contract (caller resolution §3, cookie format §4, refresh §7, 401 bodies §10).
 package middleware

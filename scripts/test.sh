@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# test.sh — what `make test` and CI run: install what is missing, start a fresh private test stack (random ports,
-# never the dev stack's), go vet, go test -race, a short run of every fuzz target, and always stop the stack.
+# test.sh — what `make test` and CI run: install what is missing, start a fresh private test stack (the real
+# Supabase Auth, Storage, PostgREST, PostgreSQL, Redis and the QryptChat frontend; random ports, never the dev
+# stack's), go vet, go test -race, a short run of every fuzz target, and always stop the stack.
 #
 # Environment: FUZZTIME (default 10s per fuzz target), GO_TEST_FLAGS (extra flags for go test),
-# STACK_REUSE_DB=1 to let the stack reuse an ambient DATABASE_URL/PGHOST instead of a private cluster.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,10 +17,8 @@ command -v go >/dev/null || {
 }
 
 export STACK_NAME=test STACK_FRESH=1
-if [[ ${STACK_REUSE_DB:-0} != 1 ]]; then
-	# A private cluster per run: never apply migrations to whatever database the machine happens to point at.
-	unset DATABASE_URL PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSSLMODE
-fi
+# A private cluster and Redis per run: never touch whatever the machine's environment points at.
+unset DATABASE_URL PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSSLMODE REDIS_URL STACK_REDIS_URL
 FUZZTIME=${FUZZTIME:-10s}
 read -r -a EXTRA <<<"${GO_TEST_FLAGS:-}"
 
@@ -53,6 +51,11 @@ install_missing() {
 	command -v redis-server >/dev/null || pkgs+=(redis-server)
 	[[ -x /usr/bin/chromium ]] || pkgs+=(chromium)
 	command -v curl >/dev/null || pkgs+=(curl)
+	# Building Storage compiles one native Node module (node-gyp); fetching the Node 24 toolchain needs npm.
+	command -v make >/dev/null || pkgs+=(make)
+	command -v g++ >/dev/null || pkgs+=(g++)
+	command -v python3 >/dev/null || pkgs+=(python3)
+	command -v npm >/dev/null || pkgs+=(npm)
 	((${#pkgs[@]})) || return 0
 	if [[ $(id -u) -ne 0 ]]; then
 		echo "test: WARNING: missing ${pkgs[*]} and not root: install them with apt-get" >&2

@@ -29,8 +29,9 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// throwawayDB creates database suparelay_mig_<random> on the stack's server and connects to it as the superuser.
-// The database is dropped (WITH FORCE) when the test ends.
+// throwawayDB creates database suparelay_mig_<random> on the stack's server as a copy of the stack's template —
+// the schemas the real Supabase Auth and Storage created with their own migrations, nothing of ours — and connects
+// to it as the superuser. The database is dropped (WITH FORCE) when the test ends.
 func throwawayDB(t *testing.T) *pgx.Conn {
 	t.Helper()
 	ctx := ctxT(t)
@@ -40,7 +41,7 @@ func throwawayDB(t *testing.T) *pgx.Conn {
 		t.Fatalf("connect to stack database: %v", err)
 	}
 	name := "suparelay_mig_" + testenv.RandomHex(6)
-	if _, err := admin.Exec(ctx, "create database "+name); err != nil {
+	if _, err := admin.Exec(ctx, "create database "+name+" template "+pgx.Identifier{testenv.TemplateDB(t)}.Sanitize()); err != nil {
 		admin.Close(ctx)
 		t.Fatalf("create database: %v", err)
 	}

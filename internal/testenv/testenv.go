@@ -1,5 +1,6 @@
-// Package testenv gives integration tests the addresses of the real local stack that scripts/test started
-// (PostgreSQL, PostgREST, devauth as the Supabase gateway, Redis) and helpers to create real users in it.
+// Package testenv gives integration tests the addresses of the real local stack that scripts/test.sh started
+// (PostgreSQL, the real Supabase Auth and Storage, PostgREST, the gateway that serves them as one Supabase URL,
+// Redis, the QryptChat frontend's page server) and helpers to create real users in it.
 //
 // Outside CI a test whose stack is not configured is skipped with the reason; under CI=true it fails, so that a
 // broken stack can never turn the suite green by skipping.
@@ -22,10 +23,16 @@ import (
 
 // Environment variables exported by scripts/stack for the tests.
 const (
-	EnvSupabaseURL  = "SUPARELAY_TEST_SUPABASE_URL"  // devauth's gateway: /auth/v1 itself, /rest/v1 proxied to PostgREST
+	EnvSupabaseURL  = "SUPARELAY_TEST_SUPABASE_URL"  // the gateway: /auth/v1, /rest/v1 and /storage/v1, like Kong
 	EnvPostgRESTURL = "SUPARELAY_TEST_POSTGREST_URL" // PostgREST directly (no /rest/v1 prefix)
+	EnvAuthURL      = "SUPARELAY_TEST_AUTH_URL"      // Supabase Auth directly (no /auth/v1 prefix)
+	EnvStorageURL   = "SUPARELAY_TEST_STORAGE_URL"   // Supabase Storage directly (no /storage/v1 prefix)
 	EnvDatabaseURL  = "SUPARELAY_TEST_DATABASE_URL"  // superuser connection to the stack's database
+	EnvTemplateDB   = "SUPARELAY_TEST_TEMPLATE_DB"   // database with only Auth's and Storage's schemas: copy it for fresh DBs
 	EnvRedisURL     = "SUPARELAY_TEST_REDIS_URL"     // a real Redis
+	EnvAppURL       = "SUPARELAY_TEST_APP_URL"       // the origin the frontend was built for: where suparelay serves it
+	EnvFrontendURL  = "SUPARELAY_TEST_FRONTEND_URL"  // the QryptChat frontend's adapter-node server (pages)
+	EnvNodeBin      = "SUPARELAY_TEST_NODE_BIN"      // folder with the stack's node (Node 24)
 )
 
 // Get returns the environment variable name, or skips (fails under CI=true) when it is unset.
@@ -45,6 +52,11 @@ func SupabaseURL(t testing.TB) string  { return Get(t, EnvSupabaseURL) }
 func PostgRESTURL(t testing.TB) string { return Get(t, EnvPostgRESTURL) }
 func DatabaseURL(t testing.TB) string  { return Get(t, EnvDatabaseURL) }
 func RedisURL(t testing.TB) string     { return Get(t, EnvRedisURL) }
+func AuthURL(t testing.TB) string      { return Get(t, EnvAuthURL) }
+func StorageURL(t testing.TB) string   { return Get(t, EnvStorageURL) }
+func TemplateDB(t testing.TB) string   { return Get(t, EnvTemplateDB) }
+func AppURL(t testing.TB) string       { return Get(t, EnvAppURL) }
+func FrontendURL(t testing.TB) string  { return Get(t, EnvFrontendURL) }
 
 // DB opens a superuser connection to the stack's database, closed when the test ends.
 func DB(t testing.TB) *pgx.Conn {
@@ -78,7 +90,18 @@ func RandomHex(n int) string {
 // phone number and username, so tests can run in parallel against one stack.
 func NewUser(t testing.TB) User {
 	t.Helper()
-	u := newAuthUser(t)
+	return newUser(t, newAuthUser(t, ""))
+}
+
+// NewUserWithTestPhone is NewUser with a number of the test phone block (TestPhone), so that the user can also sign
+// in through the real Supabase Auth by OTP.
+func NewUserWithTestPhone(t testing.TB) User {
+	t.Helper()
+	return newUser(t, newAuthUser(t, TestPhone(t)))
+}
+
+func newUser(t testing.TB, u User) User {
+	t.Helper()
 	db := DB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -92,27 +115,34 @@ func NewUser(t testing.TB) User {
 }
 
 // NewAuthUserNoProfile creates only the auth.users row (a signed-in caller who has not completed registration).
-func NewAuthUserNoProfile(t testing.TB) User { t.Helper(); return newAuthUser(t) }
+func NewAuthUserNoProfile(t testing.TB) User { t.Helper(); return newAuthUser(t, "") }
 
-func newAuthUser(t testing.TB) User {
+// newAuthUser inserts an auth.users row the way Supabase Auth does for a confirmed phone user; phone "" picks a
+// random number outside the test phone block.
+func newAuthUser(t testing.TB, phone string) User {
 	t.Helper()
 	db := DB(t)
 	suffix := RandomHex(5)
-	// 10 random digits after +1555 (14 digits in all, inside E.164's 15): collisions between the thousands of
-	// users a test run creates are negligible.
-	var digits [10]byte
-	_, _ = rand.Read(digits[:])
-	phone := "+1555"
-	for _, d := range digits {
-		phone += fmt.Sprint(int(d) % 10)
+	if phone == "" {
+		// 10 random digits after +1555 (14 digits in all, inside E.164's 15): collisions between the thousands of
+		// users a test run creates are negligible.
+		var digits [10]byte
+		_, _ = rand.Read(digits[:])
+		phone = "+1555"
+		for _, d := range digits {
+			phone += fmt.Sprint(int(d) % 10)
+		}
 	}
 	u := User{Phone: phone, Username: "t_" + suffix}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := db.QueryRow(ctx,
-		`insert into auth.users (id, aud, role, phone, phone_confirmed_at, raw_app_meta_data, raw_user_meta_data)
-		 values (gen_random_uuid(), 'authenticated', 'authenticated', $1, now(),
-		         '{"provider":"phone","providers":["phone"]}', '{}') returning id::text`,
+		// Supabase Auth finds users only in the nil instance and reads its token columns as strings (never null).
+		`insert into auth.users (instance_id, id, aud, role, phone, phone_confirmed_at, raw_app_meta_data,
+		                         raw_user_meta_data, confirmation_token, recovery_token, email_change_token_new,
+		                         email_change, created_at, updated_at)
+		 values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated', $1, now(),
+		         '{"provider":"phone","providers":["phone"]}', '{}', '', '', '', '', now(), now()) returning id::text`,
 		phone[1:]).Scan(&u.AuthID)
 	if err != nil {
 		t.Fatalf("create auth.users row: %v", err)
