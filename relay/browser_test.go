@@ -1,17 +1,15 @@
 package relay
 
 import (
-	"bufio"
+	"github.com/qryptchat/suparelay/internal/chromium"
+
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,18 +22,20 @@ es.addEventListener('E', e => log.push({t: 'E', id: e.lastEventId, d: JSON.parse
 es.onerror = () => log.push({t: 'error', rs: es.readyState});
 </script>`
 
-func chromiumPath(t *testing.T) string {
+func launchChromium(t *testing.T) *chromium.Browser {
 	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
+	if chromium.Path() == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed (make test installs Debian's chromium)")
 		}
+		t.Skip("chromium not installed")
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (CI installs Debian's chromium)")
+	b, err := chromium.Launch(context.Background(), chromium.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skip("chromium not installed")
-	return ""
+	t.Cleanup(b.Close)
+	return b
 }
 
 // TestBrowserEventSourceResume drives a real headless Chromium: EventSource connects, gets CONNECTED and an
@@ -52,7 +52,6 @@ func TestBrowserEventSourceResume(t *testing.T) {
 }
 
 func browserResume(t *testing.T, detach bool) {
-	chromium := chromiumPath(t)
 	h := newTestHub(t, NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{Retry: time.Second, DetachHTTP1: detach})
 
 	var mu sync.Mutex
@@ -87,53 +86,23 @@ func browserResume(t *testing.T, detach bool) {
 	}))
 	t.Cleanup(srv.Close)
 
-	profile, err := os.MkdirTemp("", "relay-chromium-")
+	browser := launchChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	page, err := browser.NewContext(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--remote-debugging-port=0", srv.URL+"/")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so cleanup ends its helper processes too
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	if err := page.Navigate(ctx, srv.URL+"/"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		_ = os.RemoveAll(profile)
-	})
-	wsURL := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if i := strings.Index(sc.Text(), "ws://"); i >= 0 && strings.Contains(sc.Text(), "DevTools listening") {
-				wsURL <- sc.Text()[i:]
-			}
-		}
-	}()
-	var browserWS string
-	select {
-	case browserWS = <-wsURL:
-	case <-time.After(30 * time.Second):
-		t.Fatal("chromium did not start its DevTools endpoint")
-	}
-	page := pageTarget(t, browserWS, srv.URL)
-	cdp, err := dialCDP(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cdp.Close()
 
 	type entry struct{ T, ID, D string }
 	readLog := func() []entry {
-		s, err := cdp.eval("JSON.stringify(window.log || [])")
-		if err != nil {
+		var out []entry
+		if err := page.Eval(ctx, "window.log || []", &out); err != nil {
 			t.Fatal(err)
 		}
-		var out []entry
-		_ = json.Unmarshal([]byte(s), &out)
 		return out
 	}
 	waitLog := func(cond func([]entry) bool) []entry {
@@ -190,35 +159,12 @@ func browserResume(t *testing.T, detach bool) {
 	if strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("browser received %v, want one,two,three (log %+v)", got, l)
 	}
+	if out, err := browser.CheckLoopback(); err != nil || len(out) > 0 {
+		t.Errorf("Chromium reached beyond loopback: %v (err %v)", out, err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(lastIDs) < 2 || lastIDs[0] != "" || lastIDs[len(lastIDs)-1] != firstID {
 		t.Fatalf("Last-Event-ID headers %q, want the reconnect to send %q", lastIDs, firstID)
 	}
-}
-
-// pageTarget finds the DevTools WebSocket of the page showing base.
-func pageTarget(t *testing.T, browserWS, base string) string {
-	t.Helper()
-	host := strings.TrimPrefix(browserWS, "ws://")
-	host = host[:strings.IndexByte(host, '/')]
-	for i := 0; i < 100; i++ {
-		resp, err := http.Get("http://" + host + "/json/list")
-		if err == nil {
-			var targets []struct {
-				Type, URL            string
-				WebSocketDebuggerURL string `json:"webSocketDebuggerUrl"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&targets)
-			resp.Body.Close()
-			for _, tg := range targets {
-				if tg.Type == "page" && strings.HasPrefix(tg.URL, base) && tg.WebSocketDebuggerURL != "" {
-					return tg.WebSocketDebuggerURL
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("page target not found")
-	return ""
 }

@@ -550,6 +550,7 @@ write_env() {
 		put SUPARELAY_TEST_APP_URL "$APP_URL"
 		put SUPARELAY_TEST_FRONTEND_URL "${FRONTEND_URL:-}"
 		put SUPARELAY_TEST_NODE_BIN "$NODE_BIN"
+		put SUPARELAY_TEST_SUPABASE_CLI "$SUPABASE_CLI"
 		put SUPABASE_URL "$SUPABASE_URL"
 		put SUPABASE_ANON_KEY "$KEY_SUPABASE_ANON_KEY"
 		put SUPABASE_SERVICE_ROLE_KEY "$KEY_SUPABASE_SERVICE_ROLE_KEY"
@@ -608,6 +609,7 @@ cmd_up() {
 	STEP_K=2 STEP_N=$n ensure_storage
 	ensure_postgrest
 	ensure_node
+	ensure_supabase_cli
 	build_devstack
 	choose_gateway_port
 	choose_app_port

@@ -2,7 +2,7 @@
 //
 // DEVELOPMENT ONLY. These keys are committed on purpose, exactly as the supabase CLI ships well-known local keys:
 // anything signed with them is forgeable by anyone who has read this file. They exist so that the Docker-free local
-// stack (cmd/devauth, PostgREST, the tests) can issue and verify tokens shaped like Supabase Auth's without any
+// stack (Supabase Auth, Storage and PostgREST of scripts/stack.sh, the tests) can issue and verify the same tokens without any
 // secret. A production deployment never uses them: suparelay verifies tokens against the JWKS of the real project.
 package devkeys
 
@@ -18,7 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// KID is the key id of the development ES256 key, published in devauth's JWKS.
+// KID is the key id of the development ES256 key, published in the local Supabase Auth's JWKS.
 const KID = "suparelay-dev-es256-54f60529"
 
 // JWTSecret is the supabase CLI's well-known legacy HS256 secret; the local anon and service-role keys are signed
@@ -80,7 +80,7 @@ func b64(n *big.Int, size int) string {
 	return base64.RawURLEncoding.EncodeToString(n.FillBytes(buf))
 }
 
-// PublicJWKS returns the JWKS document devauth serves: public keys only.
+// PublicJWKS returns the JWKS document the local Supabase Auth serves: public keys only.
 func PublicJWKS() []byte {
 	b, _ := json.Marshal(map[string][]JWK{"keys": {PublicJWK(&PrivateKey().PublicKey, KID)}})
 	return b
