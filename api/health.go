@@ -11,7 +11,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz says whether this node can serve: PostgREST answers, signing keys are loaded, the event broker is healthy.
+// readyz says whether this node can serve: PostgREST and Storage answer, signing keys are loaded, the event broker
+// is healthy.
 // 503 with the reasons otherwise, so a load balancer keeps traffic away from a node that would only fail.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
@@ -19,6 +20,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	reasons := map[string]string{}
 	if err := s.supa.Ping(ctx); err != nil {
 		reasons["postgrest"] = "unreachable"
+	}
+	if err := s.supa.PingStorage(ctx); err != nil {
+		reasons["storage"] = "unreachable"
 	}
 	if s.verifier != nil {
 		if err := s.verifier.Ready(); err != nil {

@@ -275,6 +275,22 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
+// PingStorage checks that Supabase Storage answers its status route (any answer below 500 from it counts; a
+// gateway's 5xx or a broken connection does not).
+func (c *Client) PingStorage(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.storage+"/status", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("apikey", c.anonKey)
+	err = c.send(ctx, req, "storage status", nil)
+	var e *Error
+	if errors.As(err, &e) && e.Status > 0 && e.Status < 500 {
+		return nil
+	}
+	return err
+}
+
 // Q builds url.Values from alternating key/value pairs: Q("select", "id", "id", "eq."+id).
 func Q(kv ...string) url.Values {
 	v := url.Values{}

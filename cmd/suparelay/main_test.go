@@ -156,8 +156,14 @@ func TestReadyAgainstTheStack(t *testing.T) {
 
 // TestReadyzFollowsPostgREST: /readyz turns 503 while the PostgREST behind the gateway is down and 200 again when
 // it is back. The gateway in front of the real stack answers 502 for /rest/v1 while "down", as Kong does when
-// PostgREST is gone.
+// PostgREST is gone. The same for Storage at /storage/v1.
 func TestReadyzFollowsPostgREST(t *testing.T) {
+	for _, c := range []struct{ prefix, reason string }{{"/rest/v1", "postgrest"}, {"/storage/v1", "storage"}} {
+		t.Run(c.reason, func(t *testing.T) { readyzFollows(t, c.prefix, c.reason) })
+	}
+}
+
+func readyzFollows(t *testing.T, prefix, reason string) {
 	upstream, err := url.Parse(testenv.SupabaseURL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +171,7 @@ func TestReadyzFollowsPostgREST(t *testing.T) {
 	var down atomic.Bool
 	proxy := httputil.NewSingleHostReverseProxy(upstream)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() && strings.HasPrefix(r.URL.Path, "/rest/v1") {
+		if down.Load() && strings.HasPrefix(r.URL.Path, prefix) {
 			http.Error(w, `{"message":"An invalid response was received from the upstream server"}`, http.StatusBadGateway)
 			return
 		}
@@ -190,8 +196,9 @@ func TestReadyzFollowsPostgREST(t *testing.T) {
 	waitReady(http.StatusOK)
 	down.Store(true)
 	code, body := readyz(t, base)
-	if reasons, _ := body["reasons"].(map[string]any); code != http.StatusServiceUnavailable || reasons["postgrest"] != "unreachable" {
-		t.Fatalf("readyz with PostgREST down = %d %v", code, body)
+	if reasons, _ := body["reasons"].(map[string]any); code != http.StatusServiceUnavailable || reasons[reason] != "unreachable" ||
+		len(reasons) != 1 {
+		t.Fatalf("readyz with %s down = %d %v, want 503 naming only %s", prefix, code, body, reason)
 	}
 	down.Store(false)
 	waitReady(http.StatusOK)
