@@ -1,5 +1,5 @@
-# Development entry points. The local stack (PostgreSQL, PostgREST 12, devauth, Redis) is managed by
-# scripts/stack.sh; `make test` starts its own private stack and is what CI runs.
+# Development entry points. The local stack (PostgreSQL, the real Supabase Auth and Storage, PostgREST 12, a gateway,
+# Redis, the QryptChat frontend) is managed by scripts/stack.sh; `make test` starts its own private stack and is what CI runs.
 .PHONY: dev test stack-up stack-down stack-status bench fmt vet
 
 dev:

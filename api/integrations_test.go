@@ -112,7 +112,7 @@ func (s *replySink) texts() [][2]string {
 	return append([][2]string(nil), s.sent...)
 }
 
-// TestTelnyxInbound: signatures and freshness are enforced; a signed code goes to the real Auth (devauth) verify.
+// TestTelnyxInbound: signatures and freshness are enforced; a signed code goes to the real Supabase Auth verify.
 func TestTelnyxInbound(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	sink := &replySink{}
@@ -161,7 +161,7 @@ func TestTelnyxInbound(t *testing.T) {
 	if r := post([]byte(`{"data":{"event_type":"message.received","payload":{}}}`), now, true); r.Status != 400 || r.Err(t) != "Missing required fields" {
 		t.Fatalf("missing fields: %d %s", r.Status, r.Body)
 	}
-	// A wrong code reaches the real Auth (devauth) verify and is refused there; the sender gets the reply.
+	// A wrong code reaches the real Supabase Auth verify and is refused there; the sender gets the reply.
 	r := post(inbound("message.received", "+15555550101", " 000000 "), now, true)
 	if r.Status != 200 || r.JSON(t)["status"] != "otp_verification_failed" {
 		t.Fatalf("wrong code: %d %s", r.Status, r.Body)

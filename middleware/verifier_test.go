@@ -526,7 +526,7 @@ func TestTokenCache(t *testing.T) {
 	}
 }
 
-// TestVerifierAgainstStack verifies a dev-key token against the real devauth JWKS when the local stack runs.
+// TestVerifierAgainstStack verifies a dev-key token against the real Supabase Auth JWKS when the local stack runs.
 func TestVerifierAgainstStack(t *testing.T) {
 	base := testenv.SupabaseURL(t)
 	v, err := NewVerifier(t.Context(), VerifierConfig{
@@ -536,13 +536,13 @@ func TestVerifierAgainstStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := v.Ready(); err != nil {
-		t.Fatalf("devauth JWKS not loaded: %v", err)
+		t.Fatalf("Supabase Auth JWKS not loaded: %v", err)
 	}
 	tok, err := devkeys.SignES256(userClaims(newUUID(), time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.Verify(t.Context(), tok); err != nil {
-		t.Errorf("dev ES256 token against devauth JWKS: %v", err)
+		t.Errorf("dev ES256 token against the Supabase Auth JWKS: %v", err)
 	}
 }

@@ -4,7 +4,7 @@
 -- public.users), the direct conversation alice–bob, the group "Demo group" (alice admin, bob, carol), a few
 -- messages with per-recipient copies (base64 placeholder ciphertext: these are NOT decryptable by the app) and
 -- deliveries. Triggers add each user's note-to-self conversation, the creator's admin participant row and the
--- legacy message_status rows. Devauth's test OTP for the demo phones is 123456 (config.toml has the same for the CLI).
+-- legacy message_status rows. The local Supabase Auth accepts the test OTP 123456 for the demo phones (config.toml has the same for the CLI).
 --
 -- Every insert is ON CONFLICT DO NOTHING, so re-seeding changes nothing (and fires no trigger a second time).
 
