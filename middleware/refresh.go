@@ -143,6 +143,14 @@ func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*S
 			return rf.sharedDown(ctx, refreshToken, err)
 		}
 		if got {
+			// The holder before us may have stored its result and unlocked between our look and our lock: look
+			// again before calling Auth, or the token would be exchanged twice.
+			if res, ok, err := rf.sharedResult(ctx, key, refreshToken); err == nil && ok {
+				if derr := rf.shared.Del(ctx, sharedKeyLock+key); derr != nil {
+					rf.log.WarnContext(ctx, "auth: could not release refresh lock", "err", derr)
+				}
+				return res.sess, res.rejected
+			}
 			sess, err := rf.call(ctx, refreshToken)
 			if err == nil || errors.Is(err, ErrRefreshRejected) {
 				if serr := rf.storeShared(ctx, key, refreshToken, sess, err); serr != nil {

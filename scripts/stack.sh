@@ -336,14 +336,16 @@ prepare_base() {
 	rm -f "$STATE/applied"
 }
 
-# apply_sql: the stack database, copied from the template, then our migrations (lexical order) and the seed — each
+# apply_sql: the stack database, copied from the template, then the bootstrap, our migrations (lexical order) and
+# the seed — each
 # file once; a file whose content changed after it was applied is reported, not re-run (use STACK_FRESH=1).
 apply_sql() {
 	if ! db_exists "$DB_NAME"; then
 		psql_super "$ADMIN_URL" -c "create database $DB_NAME template $BASE_DB"
 		rm -f "$STATE/applied"
 	fi
-	local files=() f sum rel n=0
+	# The bootstrap again: a copy of a database does not carry its settings (the search_path of extensions).
+	local files=("$ROOT/scripts/sql/bootstrap.sql") f sum rel n=0
 	while IFS= read -r f; do files+=("$f"); done < <(printf '%s\n' "$ROOT"/supabase/migrations/*.sql | LC_ALL=C sort)
 	files+=("$ROOT/supabase/seed.sql")
 	touch "$STATE/applied"
