@@ -107,14 +107,19 @@ func ExecFile(ctx context.Context, conn *pgx.Conn, path string) error {
 	if err != nil {
 		return fmt.Errorf("dbsetup: %w", err)
 	}
-	if _, err := conn.Exec(ctx, string(sql)); err != nil {
+	return execSQL(ctx, conn, filepath.Base(path), string(sql))
+}
+
+// execSQL sends sql in one simple-protocol Exec; errors name the file (and the line, for server errors).
+func execSQL(ctx context.Context, conn *pgx.Conn, name, sql string) error {
+	if _, err := conn.Exec(ctx, sql); err != nil {
 		var pgErr *pgconn.PgError
 		// Position counts characters, not bytes (the files contain non-ASCII punctuation).
-		if runes := []rune(string(sql)); errors.As(err, &pgErr) && pgErr.Position > 0 && int(pgErr.Position) <= len(runes) {
+		if runes := []rune(sql); errors.As(err, &pgErr) && pgErr.Position > 0 && int(pgErr.Position) <= len(runes) {
 			line := 1 + strings.Count(string(runes[:pgErr.Position-1]), "\n")
-			return fmt.Errorf("dbsetup: %s:%d: %w", filepath.Base(path), line, err)
+			return fmt.Errorf("dbsetup: %s:%d: %w", name, line, err)
 		}
-		return fmt.Errorf("dbsetup: %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("dbsetup: %s: %w", name, err)
 	}
 	return nil
 }

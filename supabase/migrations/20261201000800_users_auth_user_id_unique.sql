@@ -1,4 +1,4 @@
--- 20250101000600_users_auth_user_id_unique.sql — one users row per auth uid.
+-- 20261201000800_users_auth_user_id_unique.sql — one users row per auth uid.
 --
 -- Fixes schema.md §6.2 defect 8 (first half): users.auth_user_id is indexed but not unique, although every lookup
 -- (the routes, current_user_internal_id(), the definer RPCs) treats the mapping as one-to-one. Adds the unique

@@ -1,4 +1,4 @@
--- 20250101000400_policy_gaps.sql — tables with RLS and no policies; recursive group-call policies; anon inserts.
+-- 20261201000600_policy_gaps.sql — tables with RLS and no policies; recursive group-call policies; anon inserts.
 --
 -- Fixes (schema.md §6.2):
 --   3. message_status, typing_indicators and user_presence had RLS enabled and no policy, so only definer code or
@@ -10,8 +10,7 @@
 --        user_presence     — my own row only, all commands.
 --   7. group_call_sessions <-> group_call_participants read policies queried each other ("infinite recursion
 --      detected in policy"). Replaced by policies that consult SECURITY DEFINER helpers instead of each other:
---        sessions     — read as initiator, call participant or participant of the conversation; create as
---                       initiator while an active participant; update as initiator.
+--        sessions     — read as creator or call participant; create and update as the creator.
 --        participants — read my rows and the rows of calls I can see; join (insert) myself into a call I can see;
 --                       update/delete my own row.
 --   5. key_access_log and sms_notifications accepted inserts from callers without a user (`auth.uid() is null`,
@@ -20,17 +19,17 @@
 --
 -- Idempotent: the policies of these tables/commands are dropped whatever their names and re-created.
 
-create or replace function public.can_see_group_call(session uuid) returns boolean
+-- A group call (production: text ids, a creator, invited participants) is visible to its creator and to its
+-- participants. A SECURITY DEFINER helper, so that neither table's policy queries the other's.
+create or replace function public.can_see_group_call(session text) returns boolean
 language sql stable security definer set search_path = ''
 as $$
   select exists (
     select 1 from public.group_call_sessions s
      where s.id = session
-       and (s.initiator_id = public.current_user_internal_id()
+       and (s.creator_id = public.current_user_internal_id()
             or exists (select 1 from public.group_call_participants p
-                        where p.session_id = s.id and p.user_id = public.current_user_internal_id())
-            or exists (select 1 from public.conversation_participants cp
-                        where cp.conversation_id = s.conversation_id and cp.user_id = public.current_user_internal_id())))
+                        where p.group_call_session_id = s.id and p.user_id = public.current_user_internal_id())))
 $$;
 
 do $do$
@@ -89,20 +88,19 @@ create policy presence_delete_own on public.user_presence
 -- group calls, without mutual recursion
 create policy group_call_sessions_select_visible on public.group_call_sessions
   for select to authenticated using (public.can_see_group_call(id));
-create policy group_call_sessions_insert_initiator on public.group_call_sessions
-  for insert to authenticated
-  with check (initiator_id = (select public.current_user_internal_id()) and public.is_active_participant(conversation_id));
-create policy group_call_sessions_update_initiator on public.group_call_sessions
+create policy group_call_sessions_insert_creator on public.group_call_sessions
+  for insert to authenticated with check (creator_id = (select public.current_user_internal_id()));
+create policy group_call_sessions_update_creator on public.group_call_sessions
   for update to authenticated
-  using (initiator_id = (select public.current_user_internal_id()))
-  with check (initiator_id = (select public.current_user_internal_id()));
+  using (creator_id = (select public.current_user_internal_id()))
+  with check (creator_id = (select public.current_user_internal_id()));
 
 create policy group_call_participants_select_visible on public.group_call_participants
   for select to authenticated
-  using (user_id = (select public.current_user_internal_id()) or public.can_see_group_call(session_id));
+  using (user_id = (select public.current_user_internal_id()) or public.can_see_group_call(group_call_session_id));
 create policy group_call_participants_insert_self on public.group_call_participants
   for insert to authenticated
-  with check (user_id = (select public.current_user_internal_id()) and public.can_see_group_call(session_id));
+  with check (user_id = (select public.current_user_internal_id()) and public.can_see_group_call(group_call_session_id));
 create policy group_call_participants_update_own on public.group_call_participants
   for update to authenticated
   using (user_id = (select public.current_user_internal_id()))

@@ -1,7 +1,7 @@
--- 20250101000300_id_space_fixes.sql — policies that compared internal ids with auth.uid().
+-- 20261201000500_id_space_fixes.sql — policies that compared internal ids with auth.uid().
 --
 -- Fixes schema.md §6.2 defect 2 for the remaining tables (deliveries and the second conversations insert/update
--- pair were replaced by 20250101000200_membership_rls.sql):
+-- pair were replaced by 20261201000400_membership_rls.sql):
 --   * users update: one working own-row policy replaces the working one and the three dead `id = auth.uid()`
 --     policies; WITH CHECK now pins the row to the caller. Column grants limit what a user may change about
 --     themselves: display_name, avatar_url, bio, website, status, last_seen, updated_at, last_active_at, is_online,

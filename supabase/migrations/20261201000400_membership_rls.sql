@@ -1,4 +1,4 @@
--- 20250101000200_membership_rls.sql — membership-based RLS for the chat tables; no anonymous access; users rows
+-- 20261201000400_membership_rls.sql — membership-based RLS for the chat tables; no anonymous access; users rows
 -- readable by signed-in users without their secrets.
 --
 -- Fixes (schema.md §6.2):
@@ -36,7 +36,7 @@
 --       public.get_my_profile()      — the caller's own row with phone_number and salt, without backup_pin_hash
 --                                       (has_backup_pin instead).
 --     Otherwise the server uses the service role for those columns (verify-sms, nuclear-delete's user_info).
---   * The creator trigger on conversations (add_creator_as_participant) becomes SECURITY DEFINER: under the caller's
+--   * The creator trigger on conversations (auto_add_conversation_creator) becomes SECURITY DEFINER: under the caller's
 --     rights its ON CONFLICT ... SET role would now always fail on the column grants (and was swallowed). The insert
 --     policy already guarantees created_by is the caller, so running it as owner grants nothing new.
 --   * storage.objects: the encrypted-files read policy is re-created for `authenticated` only (anon evaluating it
@@ -97,7 +97,7 @@ as $$
 $$;
 
 -- The creator trigger runs as owner from now on (see the header).
-create or replace function public.add_creator_as_participant() returns trigger
+create or replace function public.auto_add_conversation_creator() returns trigger
 language plpgsql
 security definer
 set search_path = ''

@@ -1,4 +1,4 @@
--- 20250101000500_function_hardening.sql — who may execute what, and definer functions bound to the caller.
+-- 20261201000700_function_hardening.sql — who may execute what, and definer functions bound to the caller.
 --
 -- Fixes schema.md §6.2 defect 6 (unchecked SECURITY DEFINER functions executable by anon) and the RPC defects of
 -- §5.1:
@@ -24,7 +24,9 @@
 --       get_user_conversations_enhanced, get_user_groups (invoker)  user_uuid must be the caller's internal id
 --   * get_user_conversations_enhanced now omits conversations the caller LEFT (left_at not null), as
 --     routes.md §7.1 requires; archived ones are still listed (the route reports is_archived).
---   * sync_user_with_auth, fn_cleanup_expired_messages, cleanup_expired_messages, fn_messages_ready_for_gc,
+--   * fn_get_user_active_deliveries           p_user_id must be current_user_internal_id()
+--       get_user_conversations (invoker)         user_uuid must be the caller's internal id
+--   * fn_cleanup_expired_messages, fn_messages_ready_for_gc,
 --     get_inactive_participants, is_user_inactive, log_sms_notification and every trigger function: service_role
 --     only (trigger functions need no EXECUTE grant to fire).
 --
@@ -35,7 +37,9 @@
 --   search_users, get_my_profile; and the helpers policies evaluate with the caller's rights:
 --   current_user_internal_id, request_is_privileged, is_conversation_participant, is_active_participant,
 --   is_conversation_admin, is_conversation_creator, is_message_sender, can_read_message, is_group_member,
---   is_group_admin, is_public_group, can_see_group_call.
+--   is_group_admin, is_public_group, can_see_group_call; and, for the original server until the cutover,
+--   create_call_session, establish_call_session, create_direct_conversation, fn_mark_read,
+--   fn_get_user_active_deliveries, get_user_conversations.
 --
 -- Idempotent: CREATE OR REPLACE with unchanged signatures; REVOKE/GRANT are repeatable.
 
@@ -427,7 +431,13 @@ grant execute on function
   public.is_group_member(uuid),
   public.is_group_admin(uuid),
   public.is_public_group(uuid),
-  public.can_see_group_call(uuid)
+  public.can_see_group_call(text),
+  public.create_call_session(text, uuid, text, text),
+  public.establish_call_session(text, text, text),
+  public.create_direct_conversation(uuid, uuid),
+  public.fn_mark_read(uuid),
+  public.fn_get_user_active_deliveries(uuid),
+  public.get_user_conversations(uuid)
 to authenticated;
 
 -- Functions created later by this role: executable by service_role only until granted explicitly.
