@@ -11,7 +11,13 @@
 #                   "dev" prefers ports 54321 (gateway), 54322 (PostgreSQL) and 3000 (the app); other names use
 #                   random free ports, except the app port (see STACK_APP_PORT).
 #   STACK_FRESH     =1: recreate the databases before applying the SQL.
-#   STACK_FRONTEND  =0: do not build and run the QryptChat frontend (default 1).
+#   STACK_FRONTEND  app (default; also 1): the QryptChat frontend's page server, built for the app origin where
+#                   suparelay will serve it (STACK_APP_PORT). original: the same build as the ORIGINAL server — its
+#                   own /api routes included — built for the gateway and served itself at the app origin. 0: none.
+#   STACK_PRODUCTION =1: the database is a production one: the original app's 105 migrations before ours.
+#   STACK_CUTOVER   =0: our *_cutover_* migrations are not applied (the state before the cutover).
+#   STACK_GATEWAY_PORT  preferred gateway port (dev: 54321). A stable port keeps a build for it cached.
+#   STACK_ENV_PREFIX    prefix of the addresses written to the env file (default SUPARELAY_TEST).
 #   STACK_APP_PORT  where suparelay will serve the app (the frontend is built for that origin; each origin is
 #                   built once and cached). Default: 3000 for dev, 54330 for other stacks when free.
 #   STACK_REDIS_URL use this Redis instead of starting a private one (its keys then mix with whatever else is there).
@@ -336,9 +342,10 @@ prepare_base() {
 	rm -f "$STATE/applied"
 }
 
-# apply_sql: the stack database, copied from the template, then the bootstrap, our migrations (lexical order) and
-# the seed — each
-# file once; a file whose content changed after it was applied is reported, not re-run (use STACK_FRESH=1).
+# apply_sql: the stack database, copied from the template; then the bootstrap, with STACK_PRODUCTION=1 the original
+# app's 105 production migrations (a production database, as every existing deployment has), our migrations in file
+# order (without the *_cutover_* ones when STACK_CUTOVER=0) and the seed. Each file runs once, in one transaction;
+# a file whose content changed after it was applied is reported, not re-run (use STACK_FRESH=1).
 apply_sql() {
 	if ! db_exists "$DB_NAME"; then
 		psql_super "$ADMIN_URL" -c "create database $DB_NAME template $BASE_DB"
@@ -346,17 +353,30 @@ apply_sql() {
 	fi
 	# The bootstrap again: a copy of a database does not carry its settings (the search_path of extensions).
 	local files=("$ROOT/scripts/sql/bootstrap.sql") f sum rel n=0
-	while IFS= read -r f; do files+=("$f"); done < <(printf '%s\n' "$ROOT"/supabase/migrations/*.sql | LC_ALL=C sort)
+	if [[ ${STACK_PRODUCTION:-0} == 1 ]]; then
+		local prod="$CACHE/frontend/$(vendor_key "$FRONTEND_ARCHIVE")"
+		mkdir -p "$(dirname "$prod")"
+		vendor_extract "$FRONTEND_ARCHIVE" "$prod"
+		while IFS= read -r f; do files+=("$f"); done < <(printf '%s\n' "$prod"/supabase/migrations/*.sql | LC_ALL=C sort)
+	fi
+	while IFS= read -r f; do
+		if [[ ${STACK_CUTOVER:-1} == 0 && $(basename "$f") == *_cutover_* ]]; then
+			log "not applying $(basename "$f") (STACK_CUTOVER=0: the original server keeps serving)"
+			continue
+		fi
+		files+=("$f")
+	done < <(printf '%s\n' "$ROOT"/supabase/migrations/*.sql | LC_ALL=C sort)
 	files+=("$ROOT/supabase/seed.sql")
 	touch "$STATE/applied"
 	for f in "${files[@]}"; do
 		rel=${f#"$ROOT"/}
+		rel=${rel#"$CACHE"/}
 		sum=$(sha256sum "$f" | cut -c1-16)
 		if grep -q "^$rel " "$STATE/applied"; then
 			grep -qx "$rel $sum" "$STATE/applied" || warn "$rel changed since it was applied; run with STACK_FRESH=1 to re-apply"
 			continue
 		fi
-		psql_super "$DATABASE_URL" -f "$f" >>"$LOGS/sql.log" 2>&1 || {
+		psql_super "$DATABASE_URL" -1 -f "$f" >>"$LOGS/sql.log" 2>&1 || {
 			tail -n 20 "$LOGS/sql.log" >&2
 			die "applying $rel failed (see $LOGS/sql.log)"
 		}
@@ -435,7 +455,7 @@ choose_gateway_port() {
 	elif [[ -f $STATE/gateway.port ]] && ! port_in_use "$(<"$STATE/gateway.port")"; then
 		GATEWAY_PORT=$(<"$STATE/gateway.port")
 	else
-		GATEWAY_PORT=$(pick_port "$(dev_port 54321)")
+		GATEWAY_PORT=$(pick_port "${STACK_GATEWAY_PORT:-$(dev_port 54321)}")
 	fi
 	SUPABASE_URL="http://127.0.0.1:$GATEWAY_PORT"
 }
@@ -512,9 +532,13 @@ choose_app_port() {
 # start_frontend: the QryptChat app's adapter-node server (pages and assets; its own /api routes are the original
 # server, which suparelay replaces in front of it).
 start_frontend() {
-	[[ ${STACK_FRONTEND:-1} == 1 ]] || return 0
-	local sum port
-	sum=$(printf '%s %s' "$FRONTEND_BUILD" "$APP_URL" | sha256sum | cut -c1-16)
+	[[ $FRONTEND_MODE != none ]] || return 0
+	local sum port public=$APP_URL what="(pages)"
+	if [[ $FRONTEND_MODE == original ]]; then
+		public=$SUPABASE_URL
+		what="(the ORIGINAL server: pages and its own /api)"
+	fi
+	sum=$(printf '%s %s %s' "$FRONTEND_BUILD" "$APP_URL" "$FRONTEND_MODE" | sha256sum | cut -c1-16)
 	if alive frontend && [[ $(cat "$STATE/frontend.sum" 2>/dev/null) != "$sum" ]]; then
 		stop_pid frontend node
 	fi
@@ -522,16 +546,20 @@ start_frontend() {
 		FRONTEND_URL="http://127.0.0.1:$port"
 		return
 	fi
-	port=$(pick_port "")
+	if [[ $FRONTEND_MODE == original ]]; then
+		port=$APP_PORT # the original server is the app
+	else
+		port=$(pick_port "")
+	fi
 	FRONTEND_URL="http://127.0.0.1:$port"
 	svc_mkdir "$SVC_HOME/home"
 	AS_SERVICE=1 spawn frontend env PORT="$port" HOST=127.0.0.1 ORIGIN="$APP_URL" NODE_ENV=production \
-		PUBLIC_SUPABASE_URL="$APP_URL" SUPABASE_SERVICE_ROLE_KEY="$KEY_SUPABASE_SERVICE_ROLE_KEY" \
+		PUBLIC_SUPABASE_URL="$public" SUPABASE_SERVICE_ROLE_KEY="$KEY_SUPABASE_SERVICE_ROLE_KEY" \
 		"$NODE_BIN/node" "$FRONTEND_BUILD/index.js"
 	echo "$port" >"$STATE/frontend.port"
 	echo "$sum" >"$STATE/frontend.sum"
 	wait_http frontend "$FRONTEND_URL/" 60
-	log "QryptChat frontend (pages) at $FRONTEND_URL, built for $APP_URL"
+	log "QryptChat frontend $what at $FRONTEND_URL, built for $public"
 }
 
 # ---------------------------------------------------------------------------------------------------------- commands
@@ -539,27 +567,30 @@ start_frontend() {
 put() { printf "export %s='%s'\n" "$1" "$2"; }
 
 write_env() {
+	local P=${STACK_ENV_PREFIX:-SUPARELAY_TEST}
 	{
 		echo "# written by scripts/stack.sh ($NAME) — development only"
 		put STACK_NAME "$NAME"
-		put SUPARELAY_TEST_SUPABASE_URL "$SUPABASE_URL"
-		put SUPARELAY_TEST_POSTGREST_URL "$POSTGREST_URL"
-		put SUPARELAY_TEST_AUTH_URL "$AUTH_URL"
-		put SUPARELAY_TEST_STORAGE_URL "$STORAGE_URL"
-		put SUPARELAY_TEST_DATABASE_URL "$DATABASE_URL"
-		put SUPARELAY_TEST_TEMPLATE_DB "$BASE_DB"
-		put SUPARELAY_TEST_REDIS_URL "$REDIS_URL"
-		put SUPARELAY_TEST_APP_URL "$APP_URL"
-		put SUPARELAY_TEST_FRONTEND_URL "${FRONTEND_URL:-}"
-		put SUPARELAY_TEST_NODE_BIN "$NODE_BIN"
-		put SUPARELAY_TEST_SUPABASE_CLI "$SUPABASE_CLI"
-		put SUPABASE_URL "$SUPABASE_URL"
-		put SUPABASE_ANON_KEY "$KEY_SUPABASE_ANON_KEY"
-		put SUPABASE_SERVICE_ROLE_KEY "$KEY_SUPABASE_SERVICE_ROLE_KEY"
-		put SUPABASE_JWT_SECRET "$KEY_SUPABASE_JWT_SECRET"
-		put REDIS_URL "$REDIS_URL"
-		put DATABASE_URL "$DATABASE_URL"
-		put POSTGREST_URL "$POSTGREST_URL"
+		put "${P}_SUPABASE_URL" "$SUPABASE_URL"
+		put "${P}_POSTGREST_URL" "$POSTGREST_URL"
+		put "${P}_AUTH_URL" "$AUTH_URL"
+		put "${P}_STORAGE_URL" "$STORAGE_URL"
+		put "${P}_DATABASE_URL" "$DATABASE_URL"
+		put "${P}_TEMPLATE_DB" "$BASE_DB"
+		put "${P}_REDIS_URL" "$REDIS_URL"
+		put "${P}_APP_URL" "$APP_URL"
+		put "${P}_FRONTEND_URL" "${FRONTEND_URL:-}"
+		put "${P}_NODE_BIN" "$NODE_BIN"
+		put "${P}_SUPABASE_CLI" "$SUPABASE_CLI"
+		if [[ $P == SUPARELAY_TEST ]]; then
+			put SUPABASE_URL "$SUPABASE_URL"
+			put SUPABASE_ANON_KEY "$KEY_SUPABASE_ANON_KEY"
+			put SUPABASE_SERVICE_ROLE_KEY "$KEY_SUPABASE_SERVICE_ROLE_KEY"
+			put SUPABASE_JWT_SECRET "$KEY_SUPABASE_JWT_SECRET"
+			put REDIS_URL "$REDIS_URL"
+			put DATABASE_URL "$DATABASE_URL"
+			put POSTGREST_URL "$POSTGREST_URL"
+		fi
 	} >"$STATE/env.tmp"
 	mv "$STATE/env.tmp" "$STATE/env"
 	if [[ $NAME == dev ]]; then cp "$STATE/env" "$ROOT/.stack/env"; fi
@@ -605,8 +636,14 @@ cmd_up() {
 	ensure_service_user
 	SVC_HOME=$(svc_home)
 	# The long first-run steps say what they do and how far along they are; later runs find them cached.
+	case ${STACK_FRONTEND:-app} in
+	1 | app) FRONTEND_MODE=app ;;
+	original) FRONTEND_MODE=original ;;
+	0 | none) FRONTEND_MODE=none ;;
+	*) die "STACK_FRONTEND must be app, original or 0" ;;
+	esac
 	local n=2
-	[[ ${STACK_FRONTEND:-1} == 1 ]] && n=4
+	[[ $FRONTEND_MODE != none ]] && n=4
 	STEP_K=1 STEP_N=$n ensure_auth
 	STEP_K=2 STEP_N=$n ensure_storage
 	ensure_postgrest
@@ -615,9 +652,11 @@ cmd_up() {
 	build_devstack
 	choose_gateway_port
 	choose_app_port
-	if [[ ${STACK_FRONTEND:-1} == 1 ]]; then
+	if [[ $FRONTEND_MODE != none ]]; then
+		local built_for=$APP_URL
+		[[ $FRONTEND_MODE == original ]] && built_for=$SUPABASE_URL
 		STEP_K=3 STEP_N=$n ensure_frontend_deps
-		STEP_K=4 STEP_N=$n ensure_frontend_build "$APP_URL" "$KEY_SUPABASE_ANON_KEY" "$KEY_SUPABASE_SERVICE_ROLE_KEY"
+		STEP_K=4 STEP_N=$n ensure_frontend_build "$built_for" "$KEY_SUPABASE_ANON_KEY" "$KEY_SUPABASE_SERVICE_ROLE_KEY"
 	fi
 	start_pg
 	prepare_base

@@ -26,7 +26,8 @@
 --   * message_recipients: read if I am the recipient or sent the message; insert if I sent the message; update my
 --     own copy (read_at); delete if I sent the message or I am the recipient.
 --   * deliveries: read/update/delete my own (recipient = my internal id); no inserts (fn_create_deliveries_for_message).
---   * users: any signed-in user reads every row, but only the non-secret columns (column grants):
+--   * users: any signed-in user reads every row; after the CUTOVER migration only the non-secret columns (column
+--     grants; before it the original server, which reads users with `select *`, still runs):
 --     phone_number, salt and backup_pin_hash are NOT selectable by anon or authenticated — not even one's own, because
 --     column privileges cannot depend on the row. Consequences: `select=*` on users fails under a user token (select
 --     explicit columns); filters on phone_number fail too. The two user-token paths that need them use SECURITY
@@ -206,11 +207,8 @@ revoke all on all tables in schema public from anon;
 revoke truncate, references, trigger on all tables in schema public from authenticated;
 
 -- users: column-level read for signed-in users, without the secrets.
-revoke select on public.users from anon, authenticated;
-grant select (id, username, display_name, avatar_url, bio, status, last_seen, created_at, updated_at, auth_user_id,
-              website, default_message_retention_days, last_active_at, is_online, sms_notifications_enabled,
-              unique_identifier)
-  on public.users to authenticated;
+-- users: which columns signed-in users may read is settled by the cutover migration
+-- (20261201090000_cutover_users_private_columns.sql): until then the original server's `select *` reads go on working.
 
 -- conversation_participants: a member may change only their own settings columns.
 revoke update on public.conversation_participants from authenticated;
