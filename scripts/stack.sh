@@ -538,7 +538,7 @@ start_frontend() {
 		public=$SUPABASE_URL
 		what="(the ORIGINAL server: pages and its own /api)"
 	fi
-	sum=$(printf '%s %s %s' "$FRONTEND_BUILD" "$APP_URL" "$FRONTEND_MODE" | sha256sum | cut -c1-16)
+	sum=$(printf '%s %s %s xff' "$FRONTEND_BUILD" "$APP_URL" "$FRONTEND_MODE" | sha256sum | cut -c1-16)
 	if alive frontend && [[ $(cat "$STATE/frontend.sum" 2>/dev/null) != "$sum" ]]; then
 		stop_pid frontend node
 	fi
@@ -553,7 +553,10 @@ start_frontend() {
 	fi
 	FRONTEND_URL="http://127.0.0.1:$port"
 	svc_mkdir "$SVC_HOME/home"
+	# The original server limits auth requests per client address; like a deployment behind a proxy, it takes the
+	# address from X-Forwarded-For, so that tests can give each simulated user its own.
 	AS_SERVICE=1 spawn frontend env PORT="$port" HOST=127.0.0.1 ORIGIN="$APP_URL" NODE_ENV=production \
+		ADDRESS_HEADER=X-Forwarded-For XFF_DEPTH=1 \
 		PUBLIC_SUPABASE_URL="$public" SUPABASE_SERVICE_ROLE_KEY="$KEY_SUPABASE_SERVICE_ROLE_KEY" \
 		"$NODE_BIN/node" "$FRONTEND_BUILD/index.js"
 	echo "$port" >"$STATE/frontend.port"

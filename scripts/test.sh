@@ -17,6 +17,7 @@ command -v go >/dev/null || {
 }
 
 export STACK_NAME=test STACK_FRESH=1
+# (the original-server stack below overrides STACK_NAME for its own commands)
 # A private cluster and Redis per run: never touch whatever the machine's environment points at.
 unset DATABASE_URL PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSSLMODE REDIS_URL STACK_REDIS_URL
 FUZZTIME=${FUZZTIME:-10s}
@@ -68,8 +69,9 @@ install_missing() {
 
 cleanup() {
 	local rc=$?
-	say "stopping the test stack"
+	say "stopping the test stacks"
 	scripts/stack.sh down || true
+	STACK_NAME=orig scripts/stack.sh down || true
 	printf '\n=== test.sh summary (%ss total)\n' "$((SECONDS - START))"
 	printf '%s\n' "${SUMMARY[@]}"
 	if ((FAILED || rc)); then
@@ -85,6 +87,15 @@ say "starting the test stack"
 t0=$SECONDS
 scripts/stack.sh up
 SUMMARY+=("PASS  $(printf '%-40s' 'stack up') $((SECONDS - t0))s")
+# The second stack is an upgraded PRODUCTION database (the original app's 105 migrations, then ours without the
+# cutover) with the ORIGINAL Node server serving it: e2e/original_test.go proves the upgrade is rollback-safe.
+say "starting the original-server stack (production database, before the cutover)"
+t0=$SECONDS
+STACK_NAME=orig STACK_PRODUCTION=1 STACK_CUTOVER=0 STACK_FRONTEND=original STACK_GATEWAY_PORT=54341 \
+	STACK_APP_PORT=54340 STACK_ENV_PREFIX=SUPARELAY_ORIG scripts/stack.sh up
+SUMMARY+=("PASS  $(printf '%-40s' 'original-server stack up') $((SECONDS - t0))s")
+# shellcheck disable=SC1091
+source .stack/orig/env
 # shellcheck disable=SC1091
 source .stack/test/env
 
