@@ -77,6 +77,9 @@ func (s *Server) dbFailureFixed(w http.ResponseWriter, r *http.Request, err erro
 	case supa.KindUnavailable, supa.KindTimeout:
 		s.dbFailure(w, r, err, msg)
 	default:
+		if s.clientGone(w, r, err) {
+			return
+		}
 		s.log.WarnContext(r.Context(), "supabase call failed", "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, msg)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -122,6 +123,9 @@ func isJSONContent(r *http.Request) bool {
 // that situation: fallback is the route's 500 text, used for the server-side kinds too so that no library text
 // reaches the client. Routes that need a specific text for 404/403 check supa.KindOf themselves first.
 func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fallback string) {
+	if s.clientGone(w, r, err) {
+		return
+	}
 	status := http.StatusInternalServerError
 	switch supa.KindOf(err) {
 	case supa.KindNotFound:
@@ -140,4 +144,21 @@ func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fa
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "supabase call failed",
 		slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
 	writeError(w, status, fallback)
+}
+
+// statusClientClosed answers a request whose client went away before the answer was ready (the de-facto "client
+// closed request" status): nobody reads it, and it keeps such requests out of the 5xx counts.
+const statusClientClosed = 499
+
+// clientGone handles a failed Supabase call that failed only because the caller went away (a browser reloading or
+// leaving the page cancels the request, and with it the call): that is not a Supabase failure, so it is logged at
+// debug level and answered statusClientClosed instead of a warning and a 502. It reports whether it answered.
+func (s *Server) clientGone(w http.ResponseWriter, r *http.Request, err error) bool {
+	if r.Context().Err() == nil || !errors.Is(err, context.Canceled) {
+		return false
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "client went away during a supabase call",
+		slog.String("path", r.URL.Path), slog.Any("err", err))
+	w.WriteHeader(statusClientClosed)
+	return true
 }

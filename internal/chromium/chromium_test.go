@@ -2,6 +2,7 @@ package chromium
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -57,6 +58,13 @@ func TestPageAndLoopbackCheck(t *testing.T) {
 	}
 	if err := p.Eval(ctx, `Promise.reject(new Error('boom'))`, nil); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("rejected promise: %v", err)
+	}
+	// WaitFor awaits a condition that is a promise: a promise of false is false, not a truthy object.
+	if err := p.WaitFor(ctx, `Promise.resolve(document.querySelector('#x').textContent === 'bye')`, 300*time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("WaitFor(promise of false) = %v, want ErrTimeout", err)
+	}
+	if err := p.WaitFor(ctx, `new Promise(r => setTimeout(() => r(document.querySelector('#x').textContent === 'hello'), 50))`, 5*time.Second); err != nil {
+		t.Fatalf("WaitFor(promise of true) = %v", err)
 	}
 	// The page reaches out: the lookup is refused by the resolver rule, and the NetLog shows the attempt.
 	_ = p.Eval(ctx, `fetch('http://outside.example.com/x').then(()=>1, ()=>0)`, nil)

@@ -160,14 +160,15 @@ func (p *Page) Eval(ctx context.Context, expr string, out any) error {
 // ErrTimeout is returned by WaitFor when the condition never held.
 var ErrTimeout = errors.New("condition not met in time")
 
-// WaitFor polls a JavaScript condition until it is truthy or timeout passes. Exceptions while polling count as
-// false (the page may be between navigations).
+// WaitFor polls a JavaScript condition until it is truthy or timeout passes. A condition that is a promise (e.g. a
+// fetch) is awaited, so that its value counts, not the promise object. Exceptions and rejections while polling count
+// as false (the page may be between navigations).
 func (p *Page) WaitFor(ctx context.Context, cond string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for {
 		var ok bool
-		err := p.Eval(ctx, "!!("+cond+")", &ok)
+		err := p.Eval(ctx, "(async () => !!(await ("+cond+")))()", &ok)
 		if err == nil && ok {
 			return nil
 		}
