@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -131,7 +132,9 @@ func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*S
 		return rf.call(ctx, refreshToken)
 	}
 	deadline := time.Now().Add(refreshWaitMax)
-	lockVal := []byte(key[:16])
+	// A token of our own, so that releasing the lock can never remove another node's (after ours expired).
+	lockVal := make([]byte, 16)
+	_, _ = rand.Read(lockVal)
 	for time.Now().Before(deadline) {
 		if res, ok, err := rf.sharedResult(ctx, key, refreshToken); err != nil {
 			return rf.sharedDown(ctx, refreshToken, err)
@@ -146,7 +149,7 @@ func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*S
 			// The holder before us may have stored its result and unlocked between our look and our lock: look
 			// again before calling Auth, or the token would be exchanged twice.
 			if res, ok, err := rf.sharedResult(ctx, key, refreshToken); err == nil && ok {
-				if derr := rf.shared.Del(ctx, sharedKeyLock+key); derr != nil {
+				if derr := rf.shared.DelIfValue(ctx, sharedKeyLock+key, lockVal); derr != nil {
 					rf.log.WarnContext(ctx, "auth: could not release refresh lock", "err", derr)
 				}
 				return res.sess, res.rejected
@@ -158,7 +161,7 @@ func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*S
 				}
 			}
 			// Result first, then unlock: a node that takes the lock next finds the result before calling Auth.
-			if derr := rf.shared.Del(ctx, sharedKeyLock+key); derr != nil {
+			if derr := rf.shared.DelIfValue(ctx, sharedKeyLock+key, lockVal); derr != nil {
 				rf.log.WarnContext(ctx, "auth: could not release refresh lock", "err", derr)
 			}
 			return sess, err

@@ -420,6 +420,25 @@ func TestSharedStoreContract(t *testing.T) {
 			if err := s.Del(ctx, "never-set"); err != nil {
 				t.Fatalf("Del(missing) = %v", err)
 			}
+			// DelIfValue releases only the holder's own value (a lock taken over by another node stays).
+			if ok, _ := s.SetNX(ctx, "lock", []byte("mine"), time.Minute); !ok {
+				t.Fatal("SetNX lock")
+			}
+			if err := s.DelIfValue(ctx, "lock", []byte("theirs")); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := s.Get(ctx, "lock"); !ok {
+				t.Fatal("DelIfValue with another value removed the lock")
+			}
+			if err := s.DelIfValue(ctx, "lock", []byte("mine")); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := s.Get(ctx, "lock"); ok {
+				t.Fatal("DelIfValue with the holder's value kept the lock")
+			}
+			if err := s.DelIfValue(ctx, "never-set", []byte("x")); err != nil {
+				t.Fatalf("DelIfValue(missing) = %v", err)
+			}
 		})
 	}
 }

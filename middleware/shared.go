@@ -27,6 +27,9 @@ type SharedStore interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Del removes key (no error when absent).
 	Del(ctx context.Context, key string) error
+	// DelIfValue removes key only while it still holds value (a lock released by its holder only: after expiry
+	// and a new holder, it does nothing).
+	DelIfValue(ctx context.Context, key string, value []byte) error
 }
 
 // RedisSharedStore is a SharedStore on Redis (SET NX PX, GET, DEL), every key under a prefix.
@@ -71,6 +74,22 @@ func (s *RedisSharedStore) Set(ctx context.Context, key string, value []byte, tt
 
 func (s *RedisSharedStore) Del(ctx context.Context, key string) error {
 	return s.c.Del(ctx, s.prefix+key).Err()
+}
+
+// delIfValueScript is compare-and-delete in one step: GET and DEL cannot be interleaved with another node's SET.
+var delIfValueScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+func (s *RedisSharedStore) DelIfValue(ctx context.Context, key string, value []byte) error {
+	err := delIfValueScript.Run(ctx, s.c, []string{s.prefix + key}, value).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
 }
 
 // MemorySharedStore is an in-process SharedStore, for a single node and for tests. Expired keys are purged lazily.
@@ -124,6 +143,15 @@ func (s *MemorySharedStore) Del(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, key)
+	return nil
+}
+
+func (s *MemorySharedStore) DelIfValue(_ context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[key]; ok && time.Now().Before(e.until) && string(e.v) == string(value) {
+		delete(s.m, key)
+	}
 	return nil
 }
 
