@@ -173,8 +173,8 @@ func coreFlows(t *testing.T, ctx context.Context, db *pgx.Conn, base string, sea
 // phoneUser is a user signed up through a server's own /api/auth routes, with its cookie jar.
 type phoneUser struct {
 	base, phone, username, id, token string
-	addr                                string // its client address (X-Forwarded-For): rate limits are per address
-	client                              *http.Client
+	addr                             string // its client address (X-Forwarded-For): rate limits are per address
+	client                           *http.Client
 }
 
 func newPhoneUser(t *testing.T, ctx context.Context, db *pgx.Conn, base, tag string) *phoneUser {
@@ -378,4 +378,6 @@ func tail(b []byte, n int) string {
 }
 
 // cookieValue encodes a session as @supabase/ssr does: "base64-" + unpadded base64url of the JSON.
-func cookieValue(session []byte) string { return "base64-" + base64.RawURLEncoding.EncodeToString(session) }
+func cookieValue(session []byte) string {
+	return "base64-" + base64.RawURLEncoding.EncodeToString(session)
+}
