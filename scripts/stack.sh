@@ -62,9 +62,11 @@ pick_port() {
 		echo "$preferred"
 		return
 	fi
+	# Below the kernel's ephemeral range (32768+), so a stack port is never one the OS hands out for :0; each stack
+	# name draws from its own quarter of 20000-31999, so that two stacks starting side by side rarely pick alike.
+	local base=$((20000 + ($(printf '%s' "$NAME" | cksum | cut -d' ' -f1) % 4) * 3000))
 	for ((i = 0; i < 200; i++)); do
-		# Below the kernel's ephemeral range (32768+), so a stack port is never one the OS hands out for :0.
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+		p=$((base + (RANDOM * 32768 + RANDOM) % 3000))
 		if ! port_in_use "$p" && ! grep -qx "$p" "$STATE/ports" 2>/dev/null; then
 			echo "$p" >>"$STATE/ports"
 			echo "$p"

@@ -83,40 +83,44 @@ cleanup() {
 trap cleanup EXIT
 
 install_missing
-say "starting the test stack"
+# The two stacks start side by side (each has its own state, ports and lock; the build cache is shared under its
+# own locks), and go vet runs meanwhile.
+say "starting the test stacks (the second: an upgraded production database with the ORIGINAL server, before the cutover)"
 t0=$SECONDS
-scripts/stack.sh up
-SUMMARY+=("PASS  $(printf '%-40s' 'stack up') $((SECONDS - t0))s")
+orig_log=$(mktemp)
 # The second stack is an upgraded PRODUCTION database (the original app's 105 migrations, then ours without the
 # cutover) with the ORIGINAL Node server serving it: e2e/original_test.go proves the upgrade is rollback-safe.
-say "starting the original-server stack (production database, before the cutover)"
-t0=$SECONDS
 STACK_NAME=orig STACK_PRODUCTION=1 STACK_CUTOVER=0 STACK_FRONTEND=original STACK_GATEWAY_PORT=54341 \
-	STACK_APP_PORT=54340 STACK_ENV_PREFIX=SUPARELAY_ORIG scripts/stack.sh up
+	STACK_APP_PORT=54340 STACK_ENV_PREFIX=SUPARELAY_ORIG scripts/stack.sh up >"$orig_log" 2>&1 &
+orig_pid=$!
+step "go vet ./..." go vet ./...
+scripts/stack.sh up
+SUMMARY+=("PASS  $(printf '%-40s' 'stack up') $((SECONDS - t0))s")
+orig_rc=0
+wait "$orig_pid" || orig_rc=$?
+cat "$orig_log"
+rm -f "$orig_log"
+((orig_rc == 0)) || {
+	echo "test: the original-server stack did not start (exit $orig_rc)" >&2
+	exit 1
+}
 SUMMARY+=("PASS  $(printf '%-40s' 'original-server stack up') $((SECONDS - t0))s")
 # shellcheck disable=SC1091
 source .stack/orig/env
 # shellcheck disable=SC1091
 source .stack/test/env
 
-step "go vet ./..." go vet ./...
-step "go test -race ./..." go test -race -count=1 -timeout 25m "${EXTRA[@]}" ./...
+# -p 4: more packages than cores at once. The slow ones (the browser tests, the API suite) spend much of their
+# time waiting on the stack, so they overlap well.
+step "go test -race ./..." go test -race -count=1 -p 4 -timeout 25m "${EXTRA[@]}" ./...
 
-# Fuzz targets: `go test -list` prints a package's matching names followed by its "ok <pkg>" line.
+# Fuzz targets, found in the sources (cheaper than building every test binary again to list them).
 say "discovering fuzz targets"
 fuzz=()
-names=()
-while IFS= read -r line; do
-	case $line in
-	Fuzz*) names+=("$line") ;;
-	ok*)
-		pkg=$(awk '{print $2}' <<<"$line")
-		for n in "${names[@]}"; do fuzz+=("$pkg $n"); done
-		names=()
-		;;
-	*) names=() ;;
-	esac
-done < <(go test -list '^Fuzz' ./... 2>&1 || true)
+while IFS=: read -r file name; do
+	pkg=$(go list "./$(dirname "$file")")
+	fuzz+=("$pkg $name")
+done < <(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | grep -v '^./.stack' | sed 's/func //' | sort -u)
 if ((${#fuzz[@]} == 0)); then
 	echo "no fuzz targets"
 fi
