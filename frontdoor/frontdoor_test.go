@@ -109,7 +109,9 @@ func get(t *testing.T, rawURL string, hdr map[string]string) (*http.Response, st
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	// Its own transport: httptest servers closing in parallel tests close the idle connections of
+	// http.DefaultTransport, and with them this request's.
+	resp, err := isolatedClient.Transport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +492,9 @@ func TestRedirectWWW(t *testing.T) {
 	door := newDoor(t, Config{RedirectWWW: true})
 	req, _ := http.NewRequest(http.MethodGet, door.URL+"/chat?x=1", nil)
 	req.Host = "www.qrypt.chat"
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	// Its own transport: httptest servers closing in parallel tests close the idle connections of
+	// http.DefaultTransport, and with them this request's.
+	resp, err := isolatedClient.Transport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
