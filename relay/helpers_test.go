@@ -35,7 +35,7 @@ func dial(t *testing.T, url, user, lastID string) *sseClient {
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := isolatedClient.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("dial %s: %v", url, err)

@@ -110,7 +110,7 @@ func TestConnectedFirstAndFlushedAtOnce(t *testing.T) {
 	srv := testServer(t, h)
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("X-Test-User", "u1")
-	resp, err := http.DefaultClient.Do(req) // returns when the headers arrive: they were flushed
+	resp, err := isolatedClient.Do(req) // returns when the headers arrive: they were flushed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestStreamCaps(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 		req.Header.Set("X-Test-User", user)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := isolatedClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +363,7 @@ func TestShutdownEndsStreamsWithRetryHint(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("X-Test-User", "u")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := isolatedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
