@@ -69,37 +69,6 @@ begin
 end
 $$;
 
--- The key tables keep their own updated_at functions, as production's triggers name them.
-create or replace function public.update_key_backups_updated_at() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  new.updated_at := now();
-  return new;
-end
-$$;
-
-create or replace function public.update_encrypted_key_backups_updated_at() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  new.updated_at := now();
-  return new;
-end
-$$;
-
-create or replace function public.update_user_public_keys_updated_at() returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-  new.updated_at := now();
-  return new;
-end
-$$;
-
 -- 'qryptchat' + 8 characters of [0-9A-Z].
 create or replace function public.generate_unique_identifier() returns text
 language plpgsql volatile
@@ -157,10 +126,13 @@ begin
 end
 $$;
 
--- The creator of a conversation becomes its admin participant. Runs as the caller (RLS applies); any error is
--- swallowed so that the conversation insert itself never fails because of it.
+-- The creator of a conversation becomes its admin participant. It runs as owner: under the caller's rights its
+-- ON CONFLICT ... SET role would fail on the column grants of conversation_participants (the insert policy already
+-- guarantees created_by is the caller, so this grants nothing new). Any error is swallowed so that the
+-- conversation insert itself never fails because of it.
 create or replace function public.auto_add_conversation_creator() returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin
@@ -267,172 +239,12 @@ $$;
 
 
 
--- Every conversation in which user_uuid (internal id) has a participant row, ignoring left_at and archived_at:
--- raw name and type, the latest message of any kind with its sender's username, and the number of the user's
--- unread, undeleted deliveries; newest last message first, conversations without messages last.
-create or replace function public.get_user_conversations_enhanced(user_uuid uuid)
-returns table (
-  conversation_id uuid,
-  conversation_name text,
-  conversation_type text,
-  last_message_encrypted_content bytea,
-  last_message_sender_username text,
-  last_message_at timestamptz,
-  unread_count bigint
-)
-language sql stable
-security invoker
-set search_path = public, extensions
-as $$
-  select c.id, c.name, c.type, lm.encrypted_content, lm.username, lm.created_at,
-         (select count(*)
-            from public.deliveries d
-            join public.messages dm on dm.id = d.message_id
-           where dm.conversation_id = c.id and d.recipient_user_id = user_uuid
-             and d.read_ts is null and d.deleted_ts is null)
-    from public.conversations c
-    join public.conversation_participants cp on cp.conversation_id = c.id and cp.user_id = user_uuid
-    left join lateral (
-      select m.encrypted_content, u.username, m.created_at
-        from public.messages m
-        left join public.users u on u.id = m.sender_id
-       where m.conversation_id = c.id
-       order by m.created_at desc
-       limit 1
-    ) lm on true
-   order by lm.created_at desc nulls last
-$$;
 
--- user_uuid is an AUTH uid, mapped here to the internal id. No check that it is the caller's (defect §6.2.6).
-create or replace function public.archive_conversation(conversation_uuid uuid, user_uuid uuid) returns boolean
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-declare
-  internal_id uuid;
-  changed integer;
-begin
-  select u.id into internal_id from public.users u where u.auth_user_id = user_uuid limit 1;
-  if internal_id is null then
-    return false;
-  end if;
-  update public.conversation_participants cp
-     set archived_at = now()
-   where cp.conversation_id = conversation_uuid and cp.user_id = internal_id
-     and cp.left_at is null and cp.archived_at is null;
-  get diagnostics changed = row_count;
-  return changed > 0;
-end
-$$;
 
-create or replace function public.unarchive_conversation(conversation_uuid uuid, user_uuid uuid) returns boolean
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-declare
-  internal_id uuid;
-  changed integer;
-begin
-  select u.id into internal_id from public.users u where u.auth_user_id = user_uuid limit 1;
-  if internal_id is null then
-    return false;
-  end if;
-  update public.conversation_participants cp
-     set archived_at = null
-   where cp.conversation_id = conversation_uuid and cp.user_id = internal_id and cp.archived_at is not null;
-  get diagnostics changed = row_count;
-  return changed > 0;
-end
-$$;
 
--- One message_recipients row per key of p_encrypted_contents (key = recipient internal id, value = base64 text),
--- upserted on (message, recipient). A delivered-based disappearing timer starts now.
-create or replace function public.fn_create_message_recipients(p_message_id uuid, p_encrypted_contents jsonb)
-returns void
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-declare
-  entry record;
-  conv_id uuid;
-  secs integer;
-  starts text;
-begin
-  select m.conversation_id into conv_id from public.messages m where m.id = p_message_id;
-  for entry in select key, value from jsonb_each_text(p_encrypted_contents) loop
-    secs := null;
-    starts := null;
-    select cp.disappear_seconds, cp.start_on into secs, starts
-      from public.conversation_participants cp
-     where cp.conversation_id = conv_id and cp.user_id = entry.key::uuid and cp.left_at is null;
-    insert into public.message_recipients (message_id, recipient_user_id, encrypted_content, expires_at, start_on)
-    values (p_message_id, entry.key::uuid, entry.value,
-            case when secs > 0 and starts = 'delivered' then now() + make_interval(secs => secs) end,
-            starts)
-    on conflict (message_id, recipient_user_id) do update
-      set encrypted_content = excluded.encrypted_content,
-          expires_at = excluded.expires_at,
-          start_on = excluded.start_on;
-  end loop;
-end
-$$;
 
--- One delivery per active participant except the sender. Production has no conflict handling: a second call fails
--- on the primary key (fixed later).
-create or replace function public.fn_create_deliveries_for_message(p_message_id uuid) returns void
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-begin
-  insert into public.deliveries (message_id, recipient_user_id, delivered_ts, expires_at)
-  select m.id, cp.user_id, now(),
-         case when cp.disappear_seconds > 0 and cp.start_on = 'delivered'
-              then now() + make_interval(secs => cp.disappear_seconds) end
-    from public.messages m
-    join public.conversation_participants cp
-      on cp.conversation_id = m.conversation_id and cp.left_at is null and cp.user_id <> m.sender_id
-   where m.id = p_message_id;
-end
-$$;
 
--- Marks one message read for internal user p_user_id; starts a read-based timer (an existing expiry is kept).
-create or replace function public.fn_mark_message_read(p_message_id uuid, p_user_id uuid) returns void
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-declare
-  secs integer;
-  starts text;
-begin
-  select cp.disappear_seconds, cp.start_on into secs, starts
-    from public.messages m
-    join public.conversation_participants cp on cp.conversation_id = m.conversation_id and cp.user_id = p_user_id
-   where m.id = p_message_id;
-  update public.message_recipients mr
-     set read_at = now(),
-         expires_at = coalesce(mr.expires_at,
-                               case when starts = 'read' and secs > 0 then now() + make_interval(secs => secs) end)
-   where mr.message_id = p_message_id and mr.recipient_user_id = p_user_id;
-  update public.deliveries d
-     set read_ts = now()
-   where d.message_id = p_message_id and d.recipient_user_id = p_user_id;
-end
-$$;
 
-create or replace function public.update_user_activity(user_uuid uuid) returns void
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-begin
-  update public.users set last_active_at = now(), is_online = true where id = user_uuid;
-end
-$$;
 
 -- target_user_id is an AUTH uid (user_public_keys is keyed by auth uid).
 create or replace function public.get_user_public_key(target_user_id uuid, key_type_param varchar default 'ECDH-P256')
@@ -446,28 +258,6 @@ as $$
    limit 1
 $$;
 
--- Production guard: raises when auth.uid() differs from target_user_id. With the service-role key auth.uid() is
--- null, the comparison is null and the guard never fires (tightened later).
-create or replace function public.upsert_user_public_key(
-  target_user_id uuid, public_key_param text, key_type_param varchar default 'ECDH-P256')
-returns uuid
-language plpgsql
-security definer
-set search_path = public, extensions
-as $$
-declare
-  key_id uuid;
-begin
-  if auth.uid() <> target_user_id then
-    raise exception 'Access denied: can only update own public key';
-  end if;
-  insert into public.user_public_keys (user_id, public_key, key_type)
-  values (target_user_id, public_key_param, key_type_param)
-  on conflict (user_id, key_type) do update set public_key = excluded.public_key, updated_at = now()
-  returning id into key_id;
-  return key_id;
-end
-$$;
 
 -- Exact, case-sensitive match on users.unique_identifier; public profile columns only.
 create or replace function public.find_user_by_unique_identifier(identifier text)
@@ -481,137 +271,7 @@ as $$
    where u.unique_identifier = identifier
 $$;
 
--- Groups in which user_uuid (internal id) is an active member, with room and active-member counts and the latest
--- message time in the group's rooms (else the group's creation time), newest first.
-create or replace function public.get_user_groups(user_uuid uuid)
-returns table (
-  group_id uuid,
-  group_name text,
-  group_description text,
-  group_avatar_url text,
-  user_role text,
-  room_count bigint,
-  member_count bigint,
-  latest_activity timestamptz
-)
-language sql stable
-security invoker
-set search_path = public, extensions
-as $$
-  select g.id, g.name, g.description, g.avatar_url, gm.role,
-         (select count(*) from public.conversations c where c.group_id = g.id),
-         (select count(*) from public.group_members m where m.group_id = g.id and m.left_at is null),
-         coalesce((select max(msg.created_at)
-                     from public.messages msg
-                     join public.conversations c on c.id = msg.conversation_id
-                    where c.group_id = g.id), g.created_at) as latest
-    from public.groups g
-    join public.group_members gm on gm.group_id = g.id and gm.user_id = user_uuid and gm.left_at is null
-   order by latest desc
-$$;
 
--- The "nuclear delete" of a user's encrypted data. Production behaviour: never consults auth.uid(), and deletes the
--- three key tables by INTERNAL id although they are keyed by auth uid (so those deletes never match).
-create or replace function public.delete_encrypted_data_only(authenticated_user_id uuid, target_user_id uuid)
-returns json
-language plpgsql
-security definer
-set search_path = public
-as $$
-declare
-  n_recipients integer := 0;
-  n_attachments integer := 0;
-  n_files integer := 0;
-  n_messages integer := 0;
-  n_enc_backups integer := 0;
-  n_public_keys integer := 0;
-  n_key_log integer := 0;
-  n_deliveries integer := 0;
-  n_status integer := 0;
-  n_participants integer := 0;
-  n_conversations integer := 0;
-  n_calls integer := 0;
-  target_auth uuid;
-begin
-  if authenticated_user_id is null or target_user_id is null then
-    raise exception 'User must be authenticated';
-  end if;
-  if authenticated_user_id <> target_user_id then
-    raise exception 'Users can only delete their own data';
-  end if;
-  select u.auth_user_id into target_auth from public.users u where u.id = target_user_id;
-  if not found then
-    raise exception 'User not found';
-  end if;
-
-  begin
-    delete from public.message_recipients where recipient_user_id = target_user_id;
-    get diagnostics n_recipients = row_count;
-
-    delete from public.attachments a
-     using public.messages m
-     where a.message_id = m.id and m.sender_id = target_user_id;
-    get diagnostics n_attachments = row_count;
-
-    delete from public.encrypted_files where created_by = target_auth;
-    get diagnostics n_files = row_count;
-
-    delete from public.messages where sender_id = target_user_id;
-    get diagnostics n_messages = row_count;
-
-    delete from public.encrypted_key_backups where user_id = target_user_id;
-    get diagnostics n_enc_backups = row_count;
-
-    delete from public.user_public_keys where user_id = target_user_id;
-    get diagnostics n_public_keys = row_count;
-
-    delete from public.key_access_log where user_id = target_user_id;
-    get diagnostics n_key_log = row_count;
-
-    delete from public.deliveries where recipient_user_id = target_user_id;
-    get diagnostics n_deliveries = row_count;
-
-    delete from public.message_status where user_id = target_user_id;
-    get diagnostics n_status = row_count;
-
-    delete from public.conversation_participants where user_id = target_user_id;
-    get diagnostics n_participants = row_count;
-
-    delete from public.conversations c
-     where c.created_by = target_user_id
-       and not exists (select 1 from public.conversation_participants cp where cp.conversation_id = c.id);
-    get diagnostics n_conversations = row_count;
-
-    delete from public.voice_calls where caller_id = target_user_id or recipient_id = target_user_id;
-    get diagnostics n_calls = row_count;
-  exception when others then
-    raise exception 'Encrypted data delete failed: %', sqlerrm;
-  end;
-
-  return json_build_object(
-    'success', true,
-    'authenticated_user_id', authenticated_user_id,
-    'target_user_id', target_user_id,
-    'deleted_at', now(),
-    'scope', 'encrypted_data_only',
-    'preserved', 'User account and profile remain intact',
-    'deleted_counts', json_build_object(
-      'message_recipients', n_recipients,
-      'messages', n_messages,
-      'encrypted_files', n_files,
-      'attachments', n_attachments,
-      'encrypted_key_backups', n_enc_backups,
-      'user_public_keys', n_public_keys,
-      'key_access_log', n_key_log,
-      'deliveries', n_deliveries,
-      'message_status', n_status,
-      'conversation_participants', n_participants,
-      'conversations', n_conversations,
-      'voice_calls', n_calls
-    )
-  );
-end
-$$;
 
 -- Deletes expired per-recipient copies (one recipient or all), then marks deliveries whose copy is gone as deleted.
 -- Returns the number of copies deleted. The server's background job calls it every 60 s with the service role.
@@ -691,6 +351,363 @@ set search_path = public, extensions
 as $$
   select m.id from public.messages m
    where not exists (select 1 from public.deliveries d where d.message_id = m.id and d.deleted_ts is null)
+$$;
+
+
+-- The RPCs suparelay and the original app call under user tokens, each bound to its caller (a refusal raises
+-- SQLSTATE 42501, which PostgREST answers with 403); request_is_privileged() lets the service role and direct
+-- database sessions through.
+
+create or replace function public.get_user_conversations_enhanced(user_uuid uuid)
+returns table (
+  conversation_id uuid,
+  conversation_name text,
+  conversation_type text,
+  last_message_encrypted_content bytea,
+  last_message_sender_username text,
+  last_message_at timestamptz,
+  unread_count bigint
+)
+language plpgsql stable
+security invoker
+set search_path = public, extensions
+as $$
+begin
+  if not public.request_is_privileged() and user_uuid is distinct from public.current_user_internal_id() then
+    raise exception 'Access denied: can only list own conversations' using errcode = '42501';
+  end if;
+  return query
+    select c.id, c.name, c.type, lm.encrypted_content, lm.username, lm.created_at,
+           (select count(*)
+              from public.deliveries d
+              join public.messages dm on dm.id = d.message_id
+             where dm.conversation_id = c.id and d.recipient_user_id = user_uuid
+               and d.read_ts is null and d.deleted_ts is null)
+      from public.conversations c
+      join public.conversation_participants cp
+        on cp.conversation_id = c.id and cp.user_id = user_uuid and cp.left_at is null
+      left join lateral (
+        select m.encrypted_content, u.username, m.created_at
+          from public.messages m
+          left join public.users u on u.id = m.sender_id
+         where m.conversation_id = c.id
+         order by m.created_at desc
+         limit 1
+      ) lm on true
+     order by lm.created_at desc nulls last;
+end
+$$;
+
+create or replace function public.archive_conversation(conversation_uuid uuid, user_uuid uuid) returns boolean
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+declare
+  internal_id uuid;
+  changed integer;
+begin
+  if not public.request_is_privileged() and (auth.uid() is null or user_uuid is distinct from auth.uid()) then
+    raise exception 'Access denied: can only archive own conversations' using errcode = '42501';
+  end if;
+  select u.id into internal_id from public.users u where u.auth_user_id = user_uuid limit 1;
+  if internal_id is null then
+    return false;
+  end if;
+  update public.conversation_participants cp
+     set archived_at = now()
+   where cp.conversation_id = conversation_uuid and cp.user_id = internal_id
+     and cp.left_at is null and cp.archived_at is null;
+  get diagnostics changed = row_count;
+  return changed > 0;
+end
+$$;
+
+create or replace function public.unarchive_conversation(conversation_uuid uuid, user_uuid uuid) returns boolean
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+declare
+  internal_id uuid;
+  changed integer;
+begin
+  if not public.request_is_privileged() and (auth.uid() is null or user_uuid is distinct from auth.uid()) then
+    raise exception 'Access denied: can only unarchive own conversations' using errcode = '42501';
+  end if;
+  select u.id into internal_id from public.users u where u.auth_user_id = user_uuid limit 1;
+  if internal_id is null then
+    return false;
+  end if;
+  update public.conversation_participants cp
+     set archived_at = null
+   where cp.conversation_id = conversation_uuid and cp.user_id = internal_id and cp.archived_at is not null;
+  get diagnostics changed = row_count;
+  return changed > 0;
+end
+$$;
+
+create or replace function public.fn_create_message_recipients(p_message_id uuid, p_encrypted_contents jsonb)
+returns void
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+declare
+  entry record;
+  conv_id uuid;
+  sender uuid;
+  secs integer;
+  starts text;
+begin
+  select m.conversation_id, m.sender_id into conv_id, sender from public.messages m where m.id = p_message_id;
+  if not public.request_is_privileged() and (sender is null or sender is distinct from public.current_user_internal_id()) then
+    raise exception 'Access denied: only the sender can create recipient copies' using errcode = '42501';
+  end if;
+  for entry in select key, value from jsonb_each_text(p_encrypted_contents) loop
+    secs := null;
+    starts := null;
+    select cp.disappear_seconds, cp.start_on into secs, starts
+      from public.conversation_participants cp
+     where cp.conversation_id = conv_id and cp.user_id = entry.key::uuid and cp.left_at is null;
+    insert into public.message_recipients (message_id, recipient_user_id, encrypted_content, expires_at, start_on)
+    values (p_message_id, entry.key::uuid, entry.value,
+            case when secs > 0 and starts = 'delivered' then now() + make_interval(secs => secs) end,
+            starts)
+    on conflict (message_id, recipient_user_id) do update
+      set encrypted_content = excluded.encrypted_content,
+          expires_at = excluded.expires_at,
+          start_on = excluded.start_on;
+  end loop;
+end
+$$;
+
+create or replace function public.fn_create_deliveries_for_message(p_message_id uuid) returns void
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+declare
+  sender uuid;
+begin
+  select m.sender_id into sender from public.messages m where m.id = p_message_id;
+  if not public.request_is_privileged() and (sender is null or sender is distinct from public.current_user_internal_id()) then
+    raise exception 'Access denied: only the sender can create deliveries' using errcode = '42501';
+  end if;
+  insert into public.deliveries (message_id, recipient_user_id, delivered_ts, expires_at)
+  select m.id, cp.user_id, now(),
+         case when cp.disappear_seconds > 0 and cp.start_on = 'delivered'
+              then now() + make_interval(secs => cp.disappear_seconds) end
+    from public.messages m
+    join public.conversation_participants cp
+      on cp.conversation_id = m.conversation_id and cp.left_at is null and cp.user_id <> m.sender_id
+   where m.id = p_message_id
+  on conflict (message_id, recipient_user_id) do nothing;
+end
+$$;
+
+create or replace function public.fn_mark_message_read(p_message_id uuid, p_user_id uuid) returns void
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+declare
+  secs integer;
+  starts text;
+begin
+  if not public.request_is_privileged() and p_user_id is distinct from public.current_user_internal_id() then
+    raise exception 'Access denied: can only mark own messages read' using errcode = '42501';
+  end if;
+  select cp.disappear_seconds, cp.start_on into secs, starts
+    from public.messages m
+    join public.conversation_participants cp on cp.conversation_id = m.conversation_id and cp.user_id = p_user_id
+   where m.id = p_message_id;
+  update public.message_recipients mr
+     set read_at = now(),
+         expires_at = coalesce(mr.expires_at,
+                               case when starts = 'read' and secs > 0 then now() + make_interval(secs => secs) end)
+   where mr.message_id = p_message_id and mr.recipient_user_id = p_user_id;
+  update public.deliveries d
+     set read_ts = now()
+   where d.message_id = p_message_id and d.recipient_user_id = p_user_id;
+end
+$$;
+
+create or replace function public.update_user_activity(user_uuid uuid) returns void
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+begin
+  if not public.request_is_privileged() and user_uuid is distinct from public.current_user_internal_id() then
+    raise exception 'Access denied: can only update own activity' using errcode = '42501';
+  end if;
+  update public.users set last_active_at = now(), is_online = true where id = user_uuid;
+end
+$$;
+
+create or replace function public.upsert_user_public_key(
+  target_user_id uuid, public_key_param text, key_type_param varchar default 'ECDH-P256')
+returns uuid
+language plpgsql
+security definer
+set search_path = public, extensions
+as $$
+declare
+  key_id uuid;
+begin
+  if not public.request_is_privileged() and (auth.uid() is null or auth.uid() is distinct from target_user_id) then
+    raise exception 'Access denied: can only update own public key' using errcode = '42501';
+  end if;
+  insert into public.user_public_keys (user_id, public_key, key_type)
+  values (target_user_id, public_key_param, key_type_param)
+  on conflict (user_id, key_type) do update set public_key = excluded.public_key, updated_at = now()
+  returning id into key_id;
+  return key_id;
+end
+$$;
+
+create or replace function public.get_user_groups(user_uuid uuid)
+returns table (
+  group_id uuid,
+  group_name text,
+  group_description text,
+  group_avatar_url text,
+  user_role text,
+  room_count bigint,
+  member_count bigint,
+  latest_activity timestamptz
+)
+language plpgsql stable
+security invoker
+set search_path = public, extensions
+as $$
+begin
+  if not public.request_is_privileged() and user_uuid is distinct from public.current_user_internal_id() then
+    raise exception 'Access denied: can only list own groups' using errcode = '42501';
+  end if;
+  return query
+    select g.id, g.name, g.description, g.avatar_url, gm.role,
+           (select count(*) from public.conversations c where c.group_id = g.id),
+           (select count(*) from public.group_members m where m.group_id = g.id and m.left_at is null),
+           coalesce((select max(msg.created_at)
+                       from public.messages msg
+                       join public.conversations c on c.id = msg.conversation_id
+                      where c.group_id = g.id), g.created_at) as latest
+      from public.groups g
+      join public.group_members gm on gm.group_id = g.id and gm.user_id = user_uuid and gm.left_at is null
+     order by latest desc;
+end
+$$;
+
+create or replace function public.delete_encrypted_data_only(authenticated_user_id uuid, target_user_id uuid)
+returns json
+language plpgsql
+security definer
+set search_path = public
+as $$
+declare
+  n_recipients integer := 0;
+  n_attachments integer := 0;
+  n_files integer := 0;
+  n_messages integer := 0;
+  n_enc_backups integer := 0;
+  n_public_keys integer := 0;
+  n_key_log integer := 0;
+  n_deliveries integer := 0;
+  n_status integer := 0;
+  n_participants integer := 0;
+  n_conversations integer := 0;
+  n_calls integer := 0;
+  target_auth uuid;
+begin
+  if authenticated_user_id is null or target_user_id is null then
+    raise exception 'User must be authenticated';
+  end if;
+  if authenticated_user_id <> target_user_id then
+    raise exception 'Users can only delete their own data' using errcode = '42501';
+  end if;
+  if not public.request_is_privileged() then
+    if auth.uid() is null then
+      raise exception 'User must be authenticated' using errcode = '42501';
+    end if;
+    if target_user_id is distinct from public.current_user_internal_id() then
+      raise exception 'Users can only delete their own data' using errcode = '42501';
+    end if;
+  end if;
+  select u.auth_user_id into target_auth from public.users u where u.id = target_user_id;
+  if not found then
+    raise exception 'User not found';
+  end if;
+
+  begin
+    delete from public.message_recipients where recipient_user_id = target_user_id;
+    get diagnostics n_recipients = row_count;
+
+    delete from public.attachments a
+     using public.messages m
+     where a.message_id = m.id and m.sender_id = target_user_id;
+    get diagnostics n_attachments = row_count;
+
+    delete from public.encrypted_files where created_by = target_auth;
+    get diagnostics n_files = row_count;
+
+    delete from public.messages where sender_id = target_user_id;
+    get diagnostics n_messages = row_count;
+
+    -- Keyed by AUTH uid (contract routes.md §4.6); production compared them with the internal id.
+    delete from public.encrypted_key_backups where user_id = target_auth;
+    get diagnostics n_enc_backups = row_count;
+
+    delete from public.user_public_keys where user_id = target_auth;
+    get diagnostics n_public_keys = row_count;
+
+    delete from public.key_access_log where user_id = target_auth;
+    get diagnostics n_key_log = row_count;
+
+    delete from public.deliveries where recipient_user_id = target_user_id;
+    get diagnostics n_deliveries = row_count;
+
+    delete from public.message_status where user_id = target_user_id;
+    get diagnostics n_status = row_count;
+
+    delete from public.conversation_participants where user_id = target_user_id;
+    get diagnostics n_participants = row_count;
+
+    delete from public.conversations c
+     where c.created_by = target_user_id
+       and not exists (select 1 from public.conversation_participants cp where cp.conversation_id = c.id);
+    get diagnostics n_conversations = row_count;
+
+    delete from public.voice_calls where caller_id = target_user_id or recipient_id = target_user_id;
+    get diagnostics n_calls = row_count;
+  exception when others then
+    raise exception 'Encrypted data delete failed: %', sqlerrm;
+  end;
+
+  return json_build_object(
+    'success', true,
+    'authenticated_user_id', authenticated_user_id,
+    'target_user_id', target_user_id,
+    'deleted_at', now(),
+    'scope', 'encrypted_data_only',
+    'preserved', 'User account and profile remain intact',
+    'deleted_counts', json_build_object(
+      'message_recipients', n_recipients,
+      'messages', n_messages,
+      'encrypted_files', n_files,
+      'attachments', n_attachments,
+      'encrypted_key_backups', n_enc_backups,
+      'user_public_keys', n_public_keys,
+      'key_access_log', n_key_log,
+      'deliveries', n_deliveries,
+      'message_status', n_status,
+      'conversation_participants', n_participants,
+      'conversations', n_conversations,
+      'voice_calls', n_calls
+    )
+  );
+end
 $$;
 
 

@@ -2,7 +2,8 @@
 --
 -- Every user trigger on a table of `public` is dropped first (production's, or ours on a re-run; the functions
 -- migration already dropped those whose function it replaced) and the set below is created: the same triggers,
--- names, timings and events as production, so nothing changes for the original server.
+-- names, timings and events as production, so nothing changes for the original server (the key tables' three
+-- copies of the updated_at function are one).
 do $do$
 declare
   t record;
@@ -39,11 +40,11 @@ create trigger update_group_call_sessions_updated_at before update on public.gro
 create trigger update_sms_templates_updated_at before update on public.sms_templates
   for each row execute function public.update_updated_at_column();
 create trigger update_user_public_keys_updated_at before update on public.user_public_keys
-  for each row execute function public.update_user_public_keys_updated_at();
+  for each row execute function public.update_updated_at_column();
 create trigger key_backups_updated_at before update on public.key_backups
-  for each row execute function public.update_key_backups_updated_at();
+  for each row execute function public.update_updated_at_column();
 create trigger update_encrypted_key_backups_updated_at before update on public.encrypted_key_backups
-  for each row execute function public.update_encrypted_key_backups_updated_at();
+  for each row execute function public.update_updated_at_column();
 
 -- users: the unique identifier before insert, the note-to-self conversation after
 create trigger trigger_auto_generate_unique_identifier before insert on public.users

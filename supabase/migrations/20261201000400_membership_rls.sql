@@ -97,26 +97,6 @@ as $$
                   where m.id = msg_id and cp.user_id = public.current_user_internal_id())
 $$;
 
--- The creator trigger runs as owner from now on (see the header).
-create or replace function public.auto_add_conversation_creator() returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  if new.created_by is not null then
-    begin
-      insert into public.conversation_participants (conversation_id, user_id, role)
-      values (new.id, new.created_by, 'admin')
-      on conflict (conversation_id, user_id) do update set role = 'admin', left_at = null;
-    exception when others then
-      null;
-    end;
-  end if;
-  return new;
-end
-$$;
-
 -- ---------------------------------------------------------------------------------------------------------------
 -- Users: safe search and own-profile access.
 -- ---------------------------------------------------------------------------------------------------------------
