@@ -44,7 +44,7 @@
 --     would now fail on public.encrypted_files) with the same meaning: own folder, or a file row of a conversation
 --     I have a participant row in.
 --
--- Idempotent: all policies of the tables above are dropped (whatever their names) and re-created; grants are
+-- Idempotent: every policy of these tables was dropped by the policies migration before this one; grants are
 -- re-applied; functions are CREATE OR REPLACE.
 
 -- ---------------------------------------------------------------------------------------------------------------
@@ -201,22 +201,7 @@ grant update (read_at) on public.message_recipients to authenticated;
 -- ---------------------------------------------------------------------------------------------------------------
 -- Policies: drop every existing policy of the tables (and commands) this migration owns, then create ours.
 -- ---------------------------------------------------------------------------------------------------------------
-do $do$
-declare
-  p record;
-begin
-  for p in
-    select schemaname, tablename, policyname
-      from pg_policies
-     where (schemaname = 'public'
-            and tablename in ('conversations', 'conversation_participants', 'messages', 'message_recipients', 'deliveries'))
-        or (schemaname = 'public' and tablename = 'users' and cmd in ('SELECT', 'ALL'))
-        or (schemaname = 'storage' and tablename = 'objects' and cmd = 'SELECT' and qual like '%encrypted-files%')
-  loop
-    execute format('drop policy %I on %I.%I', p.policyname, p.schemaname, p.tablename);
-  end loop;
-end
-$do$;
+-- (Every earlier policy of these tables is gone: 20261201000300_policies.sql starts them from nothing.)
 
 -- users
 create policy users_select_authenticated on public.users

@@ -14,7 +14,7 @@
 --     group or a group I created, or anyone as the group's creator/owner/admin; update (left_at only) and delete my
 --     own row, or any row as creator/owner/admin. Role changes need the service role.
 --
--- Idempotent: the policies of these tables/commands are dropped whatever their names and re-created.
+-- Idempotent: the policies migration before this one drops every policy of these tables, whatever its name.
 
 create or replace function public.is_group_member(grp_id uuid) returns boolean
 language sql stable security definer set search_path = ''
@@ -48,21 +48,7 @@ grant update (display_name, avatar_url, bio, website, status, last_seen, updated
 revoke update on public.group_members from authenticated;
 grant update (left_at) on public.group_members to authenticated;
 
-do $do$
-declare
-  p record;
-begin
-  for p in
-    select schemaname, tablename, policyname
-      from pg_policies
-     where schemaname = 'public'
-       and ((tablename = 'users' and cmd = 'UPDATE')
-            or tablename in ('attachments', 'groups', 'group_members'))
-  loop
-    execute format('drop policy %I on %I.%I', p.policyname, p.schemaname, p.tablename);
-  end loop;
-end
-$do$;
+-- (Every earlier policy of these tables is gone: 20261201000300_policies.sql starts them from nothing.)
 
 create policy users_update_own on public.users
   for update to authenticated
