@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,9 +16,6 @@ import (
 
 	"github.com/qryptchat/suparelay/api"
 	"github.com/qryptchat/suparelay/internal/devkeys"
-	"github.com/qryptchat/suparelay/middleware"
-	"github.com/qryptchat/suparelay/relay"
-	"github.com/qryptchat/suparelay/supa"
 )
 
 // lockedBuffer is a log sink safe for the server's goroutines.
@@ -60,23 +56,9 @@ func TestClientGoneIsNotASupabaseFailure(t *testing.T) {
 
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	client, err := supa.New(supa.Config{URL: slow.URL, AnonKey: devkeys.AnonKey(), ServiceRoleKey: devkeys.ServiceRoleKey(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := middleware.NewVerifier(ctx, middleware.VerifierConfig{JWKSURL: "http://127.0.0.1:1/jwks", HS256Secret: devkeys.JWTSecret,
-		Audience: "authenticated", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, _ := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: api.Refresher(client), CookieName: "sb-127-auth-token"})
-	hub := relay.NewHub(relay.NewMemoryBroker(relay.MemoryBrokerConfig{}), relay.HubConfig{}, nil, prometheus.NewRegistry())
 	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(api.New(api.Config{Supa: client, Hub: hub, Auth: auth, Verifier: verifier, Logger: log,
-		CookieName: "sb-127-auth-token", Registry: reg}).Routes())
-	t.Cleanup(srv.Close)
+	srv := newTestServer(t, testServerConfig{SupabaseURL: slow.URL, JWKSURL: deadSupabase + "/jwks", Logger: log,
+		Adjust: func(c *api.Config) { c.Registry = reg }}).srv
 	tok, _ := devkeys.SignHS256(jwt.MapClaims{"sub": "22222222-2222-4222-8222-222222222222", "aud": "authenticated",
 		"role": "authenticated", "exp": time.Now().Add(time.Hour).Unix(), "phone": "15555550102"})
 

@@ -2,24 +2,12 @@ package api_test
 
 import (
 	"bufio"
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/qryptchat/suparelay/api"
-	"github.com/qryptchat/suparelay/internal/devkeys"
-	"github.com/qryptchat/suparelay/middleware"
-	"github.com/qryptchat/suparelay/relay"
-	"github.com/qryptchat/suparelay/supa"
 )
 
 // contractRoute is one route file of the original server: its path, its methods and whether it is a debug route.
@@ -63,20 +51,7 @@ func TestEveryContractRouteIsServed(t *testing.T) {
 	if len(routes) != 57 {
 		t.Fatalf("parsed %d routes from the contract, want 57", len(routes))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dead := "http://127.0.0.1:1"
-	client, _ := supa.New(supa.Config{URL: dead, AnonKey: devkeys.AnonKey()})
-	verifier, err := middleware.NewVerifier(ctx, middleware.VerifierConfig{JWKSURL: dead + "/jwks", Audience: "authenticated", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, _ := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: api.Refresher(client), CookieName: "sb-127-auth-token", Logger: log})
-	hub := relay.NewHub(relay.NewMemoryBroker(relay.MemoryBrokerConfig{}), relay.HubConfig{}, log, prometheus.NewRegistry())
-	srv := httptest.NewServer(api.New(api.Config{Supa: client, Hub: hub, Auth: auth, Verifier: verifier, Logger: log,
-		CookieName: "sb-127-auth-token"}).Routes())
-	defer srv.Close()
+	srv := newTestServer(t, testServerConfig{SupabaseURL: deadSupabase, JWKSURL: deadSupabase + "/jwks"}).srv
 
 	id := "00000000-0000-4000-8000-000000000000"
 	params := regexp.MustCompile(`\[[A-Za-z]+\]`)

@@ -2,24 +2,17 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/qryptchat/suparelay/api"
 	"github.com/qryptchat/suparelay/internal/devkeys"
-	"github.com/qryptchat/suparelay/middleware"
-	"github.com/qryptchat/suparelay/relay"
-	"github.com/qryptchat/suparelay/supa"
 )
 
 // panicLog records whether any handler panicked (the recoverer logs "panic serving request").
@@ -43,20 +36,8 @@ func (p *panicLog) Write(b []byte) (int, error) {
 func FuzzAPIRequests(f *testing.F) {
 	pl := &panicLog{}
 	log := slog.New(slog.NewTextHandler(pl, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(cancel)
-	dead := "http://127.0.0.1:1"
-	client, _ := supa.New(supa.Config{URL: dead, AnonKey: devkeys.AnonKey(), ServiceRoleKey: devkeys.ServiceRoleKey(), Timeout: time.Second})
-	verifier, err := middleware.NewVerifier(ctx, middleware.VerifierConfig{JWKSURL: dead + "/jwks", HS256Secret: devkeys.JWTSecret,
-		Audience: "authenticated", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		f.Fatal(err)
-	}
-	auth, _ := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: api.Refresher(client), CookieName: "sb-127-auth-token"})
-	hub := relay.NewHub(relay.NewMemoryBroker(relay.MemoryBrokerConfig{}), relay.HubConfig{}, nil, prometheus.NewRegistry())
-	srv := httptest.NewServer(api.New(api.Config{Supa: client, Hub: hub, Auth: auth, Verifier: verifier, Logger: log,
-		CookieName: "sb-127-auth-token"}).Routes())
-	f.Cleanup(srv.Close)
+	srv := newTestServer(f, testServerConfig{SupabaseURL: deadSupabase, JWKSURL: deadSupabase + "/jwks", Timeout: time.Second,
+		Logger: log}).srv
 	tok, _ := devkeys.SignHS256(jwt.MapClaims{"sub": "11111111-1111-4111-8111-111111111111", "aud": "authenticated",
 		"role": "authenticated", "exp": time.Now().Add(time.Hour).Unix(), "phone": "15555550101"})
 	id := "00000000-0000-4000-8000-000000000000"

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,14 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/qryptchat/suparelay/api"
-	"github.com/qryptchat/suparelay/internal/devkeys"
 	"github.com/qryptchat/suparelay/internal/testenv"
-	"github.com/qryptchat/suparelay/middleware"
 	"github.com/qryptchat/suparelay/relay"
-	"github.com/qryptchat/suparelay/supa"
 )
 
 // harness runs the real API handlers in-process against the real local stack: the gateway in front of the real
@@ -39,41 +33,8 @@ func newHarness(t testing.TB) *harness { t.Helper(); return newHarnessWith(t, ni
 // newHarnessWith lets a test adjust the handlers' configuration (e.g. add a webhook deliverer).
 func newHarnessWith(t testing.TB, adjust func(*api.Config)) *harness {
 	t.Helper()
-	base := testenv.SupabaseURL(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	client, err := supa.New(supa.Config{URL: base, AnonKey: devkeys.AnonKey(), ServiceRoleKey: devkeys.ServiceRoleKey(),
-		Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := middleware.NewVerifier(ctx, middleware.VerifierConfig{
-		JWKSURL: base + "/auth/v1/.well-known/jwks.json", HS256Secret: devkeys.JWTSecret, Audience: "authenticated", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := relay.NewHub(relay.NewMemoryBroker(relay.MemoryBrokerConfig{}), relay.HubConfig{}, log, prometheus.NewRegistry())
-	go func() { _ = hub.Run(ctx) }()
-	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: api.Refresher(client),
-		CookieName: "sb-127-auth-token", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := api.Config{Supa: client, Hub: hub, Auth: auth, Verifier: verifier, Logger: log,
-		PublicSupabaseURL: "https://public.example.test", CookieName: "sb-127-auth-token", Registry: prometheus.NewRegistry()}
-	if adjust != nil {
-		adjust(&cfg)
-	}
-	s := api.New(cfg)
-	srv := httptest.NewServer(s.Routes())
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-		defer c()
-		hub.Shutdown(sctx)
-		srv.Close()
-	})
-	return &harness{t: t, srv: srv, hub: hub, storage: newStorageAdmin(t), client: srv.Client()}
+	ts := newTestServer(t, testServerConfig{SupabaseURL: testenv.SupabaseURL(t), Adjust: adjust})
+	return &harness{t: t, srv: ts.srv, hub: ts.hub, storage: newStorageAdmin(t), client: ts.srv.Client()}
 }
 
 // resp is a decoded answer.

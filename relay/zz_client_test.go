@@ -1,7 +1,6 @@
 package relay
 
-import "net/http"
+import "github.com/qryptchat/suparelay/internal/testenv"
 
-// isolatedClient has a transport of its own: httptest servers closing in parallel tests close the idle
-// connections of http.DefaultTransport, which can fail a request of another test sharing it.
-var isolatedClient = &http.Client{Transport: &http.Transport{}}
+// isolatedClient: see testenv.NewClient.
+var isolatedClient = testenv.NewClient()

@@ -87,7 +87,7 @@ func SignIn(t testing.TB, phone string) Session {
 }
 
 // authClient has its own transport: tests must not share connections with the servers they start.
-var authClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}
+var authClient = func() *http.Client { c := NewClient(); c.Timeout = 15 * time.Second; return c }()
 
 func authPost(u string, body any) ([]byte, error) {
 	b, _ := json.Marshal(body)
