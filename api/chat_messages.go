@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -85,20 +84,12 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 	sent, err := s.storeMessage(ctx, id.Token, map[string]any{"p_conversation_id": convID,
 		"p_encrypted_contents": copies, "p_content_type": contentType,
 		"p_has_attachments": hasAttachments, "p_reply_to_id": replyTo})
-	var e *supa.Error
-	switch {
-	case err == nil:
-	case errors.As(err, &e) && e.Code == "PT403":
-		writeError(w, http.StatusForbidden, "Not authorized to send messages in this conversation")
-		return
-	case errors.As(err, &e) && e.Message == "no_recipients":
-		writeError(w, http.StatusBadRequest, "No recipient is an active participant of this conversation")
-		return
-	case errors.As(err, &e) && e.Message == "reply_not_in_conversation":
-		writeError(w, http.StatusBadRequest, "reply_to_id must be a message of this conversation")
-		return
-	default:
-		s.dbFailureFixed(w, r, err, "Failed to create message")
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: map[error]answer{
+			supa.ErrNotParticipant:         {http.StatusForbidden, "Not authorized to send messages in this conversation"},
+			supa.ErrNoRecipients:           {http.StatusBadRequest, "No recipient is an active participant of this conversation"},
+			supa.ErrReplyNotInConversation: {http.StatusBadRequest, "reply_to_id must be a message of this conversation"},
+		}})
 		return
 	}
 	row, members := sent.Message, sent.Participants

@@ -70,21 +70,6 @@ func (s *Server) archiveRoute(archive bool) http.HandlerFunc {
 	}
 }
 
-// dbFailureFixed answers 500 with msg for database failures except when the database was unreachable (502/504):
-// routes whose contract fixes a 500 text use it.
-func (s *Server) dbFailureFixed(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	switch supa.KindOf(err) {
-	case supa.KindUnavailable, supa.KindTimeout:
-		s.dbFailure(w, r, err, msg)
-	default:
-		if s.clientGone(w, r, err) {
-			return
-		}
-		s.log.WarnContext(r.Context(), "supabase call failed", "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, msg)
-	}
-}
-
 // PATCH /api/chat/conversations (routes.md §7.1).
 func (s *Server) patchConversation(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
@@ -137,17 +122,12 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 		StoragePaths []string `json:"storage_paths"`
 	}
 	err := s.supa.As(id.Token).RPC(ctx, "api_delete_conversation", map[string]any{"p_conversation_id": convID}, &out)
-	var e *supa.Error
-	switch {
-	case err == nil:
-	case errors.As(err, &e) && e.Code == "PT404":
-		writeError(w, http.StatusNotFound, "Conversation not found or you are not a participant")
-		return
-	case errors.As(err, &e) && e.Code == "PT403":
-		writeError(w, http.StatusForbidden, "Cannot delete note-to-self conversations")
-		return
-	default:
-		s.dbFailureFixed(w, r, err, "Failed to delete conversation")
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to delete conversation", fixed: true, refusals: map[error]answer{
+			supa.ErrNotParticipant:       {http.StatusNotFound, "Conversation not found or you are not a participant"},
+			supa.ErrConversationNotFound: {http.StatusNotFound, "Conversation not found or you are not a participant"},
+			supa.ErrNoteToSelf:           {http.StatusForbidden, "Cannot delete note-to-self conversations"},
+		}})
 		return
 	}
 	if out.Scope == "all" {
@@ -178,13 +158,10 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 	}
 	var newest *string
 	err := s.supa.As(id.Token).RPC(r.Context(), "api_mark_conversation_read", map[string]any{"p_conversation_id": convID}, &newest)
-	var e *supa.Error
-	if errors.As(err, &e) && e.Code == "PT403" {
-		writeError(w, http.StatusForbidden, "Access denied to conversation")
-		return
-	}
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to mark messages as read")
+		s.fail(w, r, err, failures{internal: "Failed to mark messages as read", fixed: true, refusals: map[error]answer{
+			supa.ErrNotParticipant: {http.StatusForbidden, "Access denied to conversation"},
+		}})
 		return
 	}
 	if newest != nil {

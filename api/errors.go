@@ -118,32 +118,74 @@ func isJSONContent(r *http.Request) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
-// dbFailure answers a failed Supabase call. Statuses follow the kind of failure (no row → 404, refused → 403,
-// conflict → 409, bad input → 400, unreachable → 502, timeout → 504) and the body carries the route's own text for
-// that situation: fallback is the route's 500 text, used for the server-side kinds too so that no library text
-// reaches the client. Routes that need a specific text for 404/403 check supa.KindOf themselves first.
-func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fallback string) {
+// answer is one failure answer of a route: a status and the contract's text for it.
+type answer struct {
+	status int
+	text   string
+}
+
+// failures is what a route answers when a data call fails — the one place where errors become HTTP answers. The
+// route hands over only its contract texts:
+//   - refusals: the answers to named refusals of our RPCs (supa.ErrNotParticipant, supa.ErrNoRecipients, …),
+//     checked first;
+//   - internal: the route's 500 text, also the text of every failure it names nothing else for;
+//   - fixed: the route's contract answers 500 for every failure except an unreachable or slow Supabase (502/504);
+//     otherwise the status follows the kind of failure (no row → 404, refused → 403, conflict → 409, bad input →
+//     400, unreachable → 502, timeout → 504);
+//   - files: the body is the files routes' {"error","message"} instead of {"error"}.
+//
+// A request whose client went away is answered 499 and logged at debug level: it is not a Supabase failure.
+type failures struct {
+	refusals map[error]answer
+	internal string
+	fixed    bool
+	files    bool
+}
+
+// fail answers err for a route; see failures.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failures) {
 	if s.clientGone(w, r, err) {
 		return
 	}
+	write := writeError
+	if f.files {
+		write = writeFileError
+	}
+	for sentinel, a := range f.refusals {
+		if errors.Is(err, sentinel) {
+			write(w, a.status, a.text)
+			return
+		}
+	}
 	status := http.StatusInternalServerError
-	switch supa.KindOf(err) {
-	case supa.KindNotFound:
-		status = http.StatusNotFound
-	case supa.KindForbidden:
-		status = http.StatusForbidden
-	case supa.KindConflict:
-		status = http.StatusConflict
-	case supa.KindBadInput:
-		status = http.StatusBadRequest
-	case supa.KindUnavailable:
+	switch kind := supa.KindOf(err); {
+	case kind == supa.KindUnavailable:
 		status = http.StatusBadGateway
-	case supa.KindTimeout:
+	case kind == supa.KindTimeout:
 		status = http.StatusGatewayTimeout
+	case f.fixed:
+	case kind == supa.KindNotFound:
+		status = http.StatusNotFound
+	case kind == supa.KindForbidden:
+		status = http.StatusForbidden
+	case kind == supa.KindConflict:
+		status = http.StatusConflict
+	case kind == supa.KindBadInput:
+		status = http.StatusBadRequest
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "supabase call failed",
 		slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
-	writeError(w, status, fallback)
+	write(w, status, f.internal)
+}
+
+// dbFailure answers a failed call with the kind's status and the route's one text (failures{internal: fallback}).
+func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fallback string) {
+	s.fail(w, r, err, failures{internal: fallback})
+}
+
+// dbFailureFixed answers 500 with msg except for an unreachable or slow Supabase (failures{fixed: true}).
+func (s *Server) dbFailureFixed(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	s.fail(w, r, err, failures{internal: msg, fixed: true})
 }
 
 // statusClientClosed answers a request whose client went away before the answer was ready (the de-facto "client

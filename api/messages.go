@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -106,17 +105,11 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		"p_metadata": metadata, "p_reply_to_id": replyTo,
 	})
 	if err != nil {
-		var e *supa.Error
-		switch {
-		case errors.As(err, &e) && e.Code == "PT403":
-			writeError(w, http.StatusForbidden, "Access denied to conversation")
-		case errors.As(err, &e) && e.Message == "no_recipients":
-			writeError(w, http.StatusBadRequest, "No recipient is an active participant of this conversation")
-		case errors.As(err, &e) && e.Message == "reply_not_in_conversation":
-			writeError(w, http.StatusBadRequest, "replyToId must be a message of this conversation")
-		default:
-			s.dbFailure(w, r, err, "Failed to send message")
-		}
+		s.fail(w, r, err, failures{internal: "Failed to send message", refusals: map[error]answer{
+			supa.ErrNotParticipant:         {http.StatusForbidden, "Access denied to conversation"},
+			supa.ErrNoRecipients:           {http.StatusBadRequest, "No recipient is an active participant of this conversation"},
+			supa.ErrReplyNotInConversation: {http.StatusBadRequest, "replyToId must be a message of this conversation"},
+		}})
 		return
 	}
 	row, members := sent.Message, sent.Participants

@@ -30,6 +30,32 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Refusals raised by our own RPCs (supabase/migrations/*_api_rpcs.sql raise a PTxxx SQLSTATE with a fixed slug as
+// the message). Handlers test them with errors.Is; the HTTP status PostgREST derived from the SQLSTATE stays in
+// Error.Status.
+var (
+	ErrNoProfile              = errors.New("supa: the caller has no users row")
+	ErrNotParticipant         = errors.New("supa: the caller is not an active participant")
+	ErrNoRecipients           = errors.New("supa: no recipient is an active participant")
+	ErrReplyNotInConversation = errors.New("supa: the replied-to message is not in this conversation")
+	ErrNoteToSelf             = errors.New("supa: not allowed on a note-to-self conversation")
+	ErrConversationNotFound   = errors.New("supa: no such conversation")
+	ErrInvalidUserIDs         = errors.New("supa: some user ids do not exist")
+)
+
+// rpcRefusals maps the slugs of our RPCs to their sentinels.
+var rpcRefusals = map[string]error{
+	"no_profile": ErrNoProfile, "not_participant": ErrNotParticipant, "no_recipients": ErrNoRecipients,
+	"reply_not_in_conversation": ErrReplyNotInConversation, "note_to_self": ErrNoteToSelf,
+	"conversation_not_found": ErrConversationNotFound, "invalid_user_ids": ErrInvalidUserIDs,
+}
+
+// Is makes errors.Is(err, ErrNoRecipients) and its siblings work on the refusals of our RPCs: a PTxxx code from
+// PostgREST with the sentinel's slug as the message.
+func (e *Error) Is(target error) bool {
+	return e.Status != 0 && len(e.Code) == 5 && e.Code[:2] == "PT" && rpcRefusals[e.Message] == target
+}
+
 // Kind classifies an error for mapping to an HTTP answer.
 type Kind int
 
