@@ -11,6 +11,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/supabase-community/postgrest-go v0.0.11
 	golang.org/x/time v0.15.0
 )
 
