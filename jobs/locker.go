@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/qryptchat/suparelay/internal/rediskv"
 )
 
 // Locker takes named locks with an expiry.
@@ -37,43 +39,32 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// RedisLocker is a Locker shared by every node using the same Redis and prefix.
-type RedisLocker struct {
-	client redis.UniversalClient
-	prefix string
-}
+// RedisLocker is a Locker shared by every node using the same Redis and prefix (internal/rediskv: SET NX PX with a
+// random token; release by compare-and-delete).
+type RedisLocker struct{ kv rediskv.Store }
 
 var _ Locker = (*RedisLocker)(nil)
 
 // NewRedisLocker returns a Locker whose keys are prefix+key (e.g. prefix "suparelay:jobs:").
 func NewRedisLocker(client redis.UniversalClient, prefix string) *RedisLocker {
-	return &RedisLocker{client: client, prefix: prefix}
+	return &RedisLocker{kv: rediskv.New(client, prefix)}
 }
 
-// unlockScript deletes the key only if it still holds our token, so a holder whose lock expired cannot release
-// the next holder's lock.
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
-// TryLock implements [Locker] with SET key token NX PX ttl.
+// TryLock implements [Locker].
 func (l *RedisLocker) TryLock(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, bool, error) {
 	if ttl < time.Millisecond {
 		return nil, false, errors.New("jobs: lock ttl below 1ms")
 	}
-	full, token := l.prefix+key, newToken()
-	err := l.client.SetArgs(ctx, full, token, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
-	}
+	token := []byte(newToken())
+	got, err := l.kv.SetNX(ctx, key, token, ttl)
 	if err != nil {
 		return nil, false, fmt.Errorf("jobs: take lock %s: %w", key, err)
 	}
+	if !got {
+		return nil, false, nil
+	}
 	unlock := func(ctx context.Context) error {
-		if err := unlockScript.Run(ctx, l.client, []string{full}, token).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if _, err := l.kv.DelIfValue(ctx, key, token); err != nil {
 			return fmt.Errorf("jobs: release lock %s: %w", key, err)
 		}
 		return nil

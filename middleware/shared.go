@@ -7,12 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/qryptchat/suparelay/internal/rediskv"
 )
 
 // SharedStore is a small TTL key-value store shared by all suparelay nodes, used to make a refresh-token exchange
@@ -32,63 +33,32 @@ type SharedStore interface {
 	DelIfValue(ctx context.Context, key string, value []byte) error
 }
 
-// RedisSharedStore is a SharedStore on Redis (SET NX PX, GET, DEL), every key under a prefix.
-type RedisSharedStore struct {
-	c      redis.UniversalClient
-	prefix string
-}
+// RedisSharedStore is a SharedStore on Redis (internal/rediskv), every key under a prefix.
+type RedisSharedStore struct{ kv rediskv.Store }
 
 var _ SharedStore = (*RedisSharedStore)(nil)
 
 // NewRedisSharedStore returns a SharedStore on c whose keys all start with prefix (e.g. "suparelay:auth:").
 func NewRedisSharedStore(c redis.UniversalClient, prefix string) *RedisSharedStore {
-	return &RedisSharedStore{c: c, prefix: prefix}
+	return &RedisSharedStore{kv: rediskv.New(c, prefix)}
 }
 
 func (s *RedisSharedStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	b, err := s.c.Get(ctx, s.prefix+key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
+	return s.kv.Get(ctx, key)
 }
 
 func (s *RedisSharedStore) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	// SET key value NX PX ttl: the same atomic command SetNX issues, spelled out to avoid deprecated helpers.
-	res, err := s.c.SetArgs(ctx, s.prefix+key, value, redis.SetArgs{Mode: "NX", TTL: ttl}).Result()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return res == "OK", nil
+	return s.kv.SetNX(ctx, key, value, ttl)
 }
 
 func (s *RedisSharedStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return s.c.Set(ctx, s.prefix+key, value, ttl).Err()
+	return s.kv.Set(ctx, key, value, ttl)
 }
 
-func (s *RedisSharedStore) Del(ctx context.Context, key string) error {
-	return s.c.Del(ctx, s.prefix+key).Err()
-}
-
-// delIfValueScript is compare-and-delete in one step: GET and DEL cannot be interleaved with another node's SET.
-var delIfValueScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
+func (s *RedisSharedStore) Del(ctx context.Context, key string) error { return s.kv.Del(ctx, key) }
 
 func (s *RedisSharedStore) DelIfValue(ctx context.Context, key string, value []byte) error {
-	err := delIfValueScript.Run(ctx, s.c, []string{s.prefix + key}, value).Err()
-	if errors.Is(err, redis.Nil) {
-		return nil
-	}
+	_, err := s.kv.DelIfValue(ctx, key, value)
 	return err
 }
 
