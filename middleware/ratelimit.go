@@ -21,13 +21,6 @@ import (
 	"time"
 )
 
-// The 429 texts of routes.md §2.2, exactly.
-const (
-	RateMsgRestore  = "Too many restore attempts. Try again later."
-	RateMsgDefault  = "Too many requests. Please try again later."
-	RateMsgWebhooks = "Too many requests"
-)
-
 // RateKind says what one limit counts by.
 type RateKind int
 
@@ -68,27 +61,6 @@ type RateRule struct {
 	UserLimits []RateLimit // for callers UserKey identifies; nil = Limits for everyone
 }
 
-// DefaultRateRules returns the limits of routes.md §2.2 with its required changes: the original's key-backup,
-// auth and webhook budgets (keyed on the real client address), typing and the SSE stream in buckets of their
-// own, and the general bucket keyed per authenticated user with a budget normal use cannot reach.
-func DefaultRateRules() []RateRule {
-	anon := []RateLimit{{RateByIP, 60, time.Minute}, {RateByIPUA, 30, time.Minute}}
-	return []RateRule{
-		{Name: "key-backup", Method: http.MethodGet, Path: "/api/auth/key-backup", Message: RateMsgRestore,
-			Limits: []RateLimit{{RateByIP, 5, time.Hour}, {RateByIPUA, 3, time.Hour}}},
-		{Name: "auth", Path: "/api/auth/", Prefix: true, Message: RateMsgDefault,
-			Limits: []RateLimit{{RateByIP, 10, time.Minute}, {RateByIPUA, 5, time.Minute}}},
-		{Name: "webhooks", Path: "/api/webhooks/", Prefix: true, Message: RateMsgWebhooks,
-			Limits: []RateLimit{{RateByIP, 100, time.Minute}}},
-		{Name: "typing", Path: "/api/typing/", Prefix: true, Message: RateMsgDefault,
-			Limits: anon, UserLimits: []RateLimit{{RateByUser, 120, time.Minute}}},
-		{Name: "events", Path: "/api/events", Message: RateMsgDefault,
-			Limits: anon, UserLimits: []RateLimit{{RateByUser, 30, time.Minute}}},
-		{Name: "api", Path: "/api/", Prefix: true, Message: RateMsgDefault,
-			Limits: anon, UserLimits: []RateLimit{{RateByUser, 300, time.Minute}}},
-	}
-}
-
 // RateCount is a store's answer for one hit.
 type RateCount struct {
 	Count int64     // hits in the current window, including this one
@@ -104,7 +76,7 @@ type RateStore interface {
 
 // RateLimitConfig configures [NewRateLimiter]. Zero values mean the documented defaults.
 type RateLimitConfig struct {
-	Rules    []RateRule                         // nil = DefaultRateRules()
+	Rules    []RateRule                         // required: the application's rules (api.RateRules)
 	Store    RateStore                          // nil = NewMemoryRateStore(0)
 	ClientIP func(*http.Request) string         // nil = the peer address (RemoteAddr), no forwarded headers
 	UserKey  func(*http.Request) (string, bool) // nil = every caller is anonymous
@@ -126,8 +98,8 @@ type RateLimitConfig struct {
 // UserLimits), because that is a programming error found at start-up.
 func NewRateLimiter(cfg RateLimitConfig) func(http.Handler) http.Handler {
 	rules := cfg.Rules
-	if rules == nil {
-		rules = DefaultRateRules()
+	if len(rules) == 0 {
+		panic("middleware: NewRateLimiter: no rules (the application declares them next to its routes)")
 	}
 	if err := rlValidate(rules); err != nil {
 		panic("middleware: NewRateLimiter: " + err.Error())

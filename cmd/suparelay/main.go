@@ -146,6 +146,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 			store = middleware.NewRedisRateStore(m.redis, "suparelay:rate:")
 		}
 		limiter = middleware.NewRateLimiter(middleware.RateLimitConfig{
+			Rules:    api.RateRules(),
 			Store:    store,
 			ClientIP: func(r *http.Request) string { return middleware.ClientIP(r, cfg.TrustedProxies).String() },
 			UserKey: func(r *http.Request) (string, bool) {
