@@ -337,7 +337,7 @@ func (s *Server) encryptedFile(w http.ResponseWriter, r *http.Request) {
 		"id": f.ID, "messageId": f.MessageID, "encryptedContents": string(data), "encryptedMetadata": f.EncryptedMetadata}})
 }
 
-// GET /api/files/{fileId}: the server holds no private keys, so it cannot decrypt (routes.md §8.5).
+// GET /api/files/{fileId} (routes.md §8.5): the server holds no private keys, so it cannot decrypt.
 func (s *Server) fileDecrypt(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := s.fileCaller(w, r); !ok {
 		return
@@ -371,7 +371,8 @@ func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
 		"createdAt": f.CreatedAt, "createdBy": f.CreatedBy, "isOwner": f.CreatedBy == id.AuthUID})
 }
 
-// POST /api/files/upload (routes.md §8.6): deprecated; uploads nothing (the original stored the object and then failed).
+// POST /api/files/upload (routes.md §8.6): deprecated; uploads nothing (the original stored the object and then
+// failed).
 func (s *Server) fileUploadDeprecated(w http.ResponseWriter, r *http.Request) {
 	if _, ok := identity(r); !ok {
 		writeFileError(w, http.StatusUnauthorized, "Unauthorized")
