@@ -50,6 +50,8 @@ func identity(r *http.Request) (middleware.Identity, bool) {
 
 // ---- POST /api/auth/send-sms ----
 
+// POST /api/auth/send-sms (routes.md §3.6): Auth texts a one-time code to the phone, within the per-IP and per-phone
+// limits.
 func (s *Server) sendSMS(w http.ResponseWriter, r *http.Request) {
 	ip := middleware.ClientIP(r, s.proxies).String()
 	if ok, reset := s.limits.smsPerIP.allow(ip); !ok {
@@ -103,31 +105,28 @@ func tooManySMS(w http.ResponseWriter, now, reset time.Time) {
 	writeError(w, http.StatusTooManyRequests, "Too many requests. Please try again later.")
 }
 
-var twilioCode = regexp.MustCompile(`\b\d{5}\b`)
-
-// smsFailure maps an Auth OTP failure the way the original did (routes.md §3.6).
+// smsFailure maps an Auth OTP failure the way the original did (routes.md §3.6): "code" is Auth's HTTP status.
 func smsFailure(err error) (int, map[string]any) {
 	body := map[string]any{"error": "Failed to send verification code. Please try again later."}
-	var e *supa.Error
-	if !errors.As(err, &e) || e.Status == 0 {
+	kind := supa.AuthErrorKind(err)
+	if kind == supa.AuthUnreachable {
 		body["code"] = "SMS_SEND_FAILED"
 		return http.StatusServiceUnavailable, body
 	}
-	body["code"] = e.Status
-	msg := e.Message
-	code := twilioCode.FindString(msg)
-	switch {
-	case e.Status == http.StatusTooManyRequests:
+	body["code"] = supa.AuthStatus(err)
+	if kind == supa.AuthRateLimited {
 		return http.StatusTooManyRequests, body
-	case strings.Contains(msg, "Authenticate") || code == "20003":
+	}
+	switch supa.SMSRefusalOf(err) {
+	case supa.SMSProviderCredentials:
 		body["suggestion"] = "The SMS provider credentials are not valid; check the Auth SMS configuration."
 		body["actionRequired"] = "CONFIGURE_TWILIO"
 		return http.StatusServiceUnavailable, body
-	case code == "21610" || strings.Contains(msg, "not verified"):
+	case supa.SMSNumberNotVerified:
 		body["suggestion"] = "This number cannot receive messages from a trial account; verify it or upgrade."
 		body["actionRequired"] = "VERIFY_NUMBER_OR_UPGRADE"
 		return http.StatusInternalServerError, body
-	case code == "21211" || strings.Contains(msg, "Invalid phone number"):
+	case supa.SMSInvalidNumber:
 		body["suggestion"] = "Check the phone number and its country code."
 		body["actionRequired"] = "FIX_PHONE_FORMAT"
 		return http.StatusBadRequest, body
@@ -164,6 +163,8 @@ func str(v any) string {
 	return s
 }
 
+// POST /api/auth/verify-sms (routes.md §3.10): signs in with a one-time code (OTP branch) or completes the profile
+// of a session verified earlier (session branch), creating the users row of a new user.
 func (s *Server) verifySMS(w http.ResponseWriter, r *http.Request) {
 	var body verifyRequest
 	if err := decodeJSON(w, r, &body); err != nil {
@@ -195,8 +196,7 @@ func (s *Server) verifySMS(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := s.supa.VerifyOTP(r.Context(), phone, code)
 	if err != nil {
-		var e *supa.Error
-		if errors.As(err, &e) && e.Status == 0 {
+		if supa.AuthErrorKind(err) == supa.AuthUnreachable {
 			s.log.ErrorContext(r.Context(), "verify OTP: Auth unreachable", "err", err)
 			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
 			return
@@ -221,22 +221,17 @@ func badPhone(w http.ResponseWriter) {
 
 // otpFailure maps an Auth verify failure by its message, first match wins (routes.md §3.10).
 func otpFailure(err error) (int, map[string]any) {
-	var e *supa.Error
-	msg := err.Error()
-	if errors.As(err, &e) {
-		msg = e.Message
-	}
 	out := func(status int, code, text string, retry bool, action string) (int, map[string]any) {
 		return status, map[string]any{"error": text, "code": code, "canRetry": retry, "suggestedAction": action}
 	}
-	switch {
-	case strings.Contains(msg, "expired"):
+	switch supa.OTPRefusalOf(err) {
+	case supa.OTPExpired:
 		return out(400, "CODE_EXPIRED", "Your verification code has expired", false, "Please request a new verification code")
-	case strings.Contains(msg, "invalid"):
+	case supa.OTPInvalid:
 		return out(400, "CODE_INVALID_OR_EXPIRED", "The verification code is incorrect or has expired", false, "Please check the code or request a new one")
-	case strings.Contains(msg, "Too many requests"):
+	case supa.OTPTooManyAttempts:
 		return out(429, "TOO_MANY_ATTEMPTS", "Too many verification attempts", false, "Please wait a few minutes before trying again")
-	case strings.Contains(msg, "rate limit"):
+	case supa.OTPRateLimited:
 		return out(429, "RATE_LIMITED", "Rate limit exceeded", false, "Please wait before requesting a new code")
 	}
 	return out(400, "VERIFICATION_FAILED", "Invalid verification code", true, "Please try again")
@@ -286,26 +281,15 @@ type signedInUser struct {
 	CreatedAt   *string `json:"createdAt"`
 }
 
-type userRow struct {
-	ID          string  `json:"id"`
-	Username    string  `json:"username"`
-	DisplayName string  `json:"display_name"`
-	AvatarURL   *string `json:"avatar_url"`
-	CreatedAt   *string `json:"created_at"`
-}
-
 // completeSignIn finds or creates the caller's users row and answers verify-sms.
 func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, authUID, token, phone string, body verifyRequest, session json.RawMessage) {
 	ctx := r.Context()
-	var rows []userRow
-	err := s.supa.As(token).Select(ctx, "users",
-		supa.Q("select", "id,username,display_name,avatar_url,created_at", "auth_user_id", "eq."+authUID, "limit", "2"), &rows)
+	u, err := s.supa.As(token).SignInProfile(ctx, authUID)
 	if err != nil {
+		// The original treated a failed lookup as "no profile" (routes.md §3.10); u is nil then.
 		s.log.WarnContext(ctx, "verify-sms: profile lookup failed; treating as new user", "err", err)
-		rows = nil
 	}
-	if len(rows) > 0 {
-		u := rows[0]
+	if u != nil {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"success": true, "isNewUser": false, "message": "Signed in successfully", "session": session,
 			"user": signedInUser{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, PhoneNumber: phone,
@@ -362,7 +346,8 @@ func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, authUID,
 
 // ---- GET /api/auth/session ----
 
-// authSession reports the cookie session only (auth.md §3), verified and refreshed by the authenticator.
+// GET /api/auth/session (routes.md §3.7): reports the cookie session only (auth.md §3), verified and refreshed by the
+// authenticator.
 func (s *Server) authSession(w http.ResponseWriter, r *http.Request) {
 	if id, ok := identity(r); ok && id.Source == middleware.SourceBearer && r.Header.Get("Cookie") != "" {
 		// A valid Bearer wins over the cookie in Authenticate, which then never looks at the cookie; this route
@@ -414,6 +399,7 @@ func sessionView(sess *middleware.Session) json.RawMessage {
 
 // ---- GET /api/auth/user ----
 
+// GET /api/auth/user (routes.md §3.9): Auth's user object of the caller's session, unchanged.
 func (s *Server) authUser(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
@@ -422,15 +408,14 @@ func (s *Server) authUser(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := s.supa.GetUser(r.Context(), id.Token)
 	if err != nil {
-		var e *supa.Error
-		if errors.As(err, &e) && (e.Status == 0 || e.Status >= 500) {
+		if kind := supa.AuthErrorKind(err); kind == supa.AuthUnreachable || kind == supa.AuthServerError {
 			// Auth is down or broken, the session may be fine: a 401 would send the browser to the login page.
 			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
 			return
 		}
 		msg := "Unauthorized"
-		if errors.As(err, &e) && e.Message != "" && len(e.Message) < 200 {
-			msg = e.Message
+		if m := supa.AuthMessage(err); m != "" && len(m) < 200 {
+			msg = m
 		}
 		writeError(w, http.StatusUnauthorized, msg)
 		return
@@ -440,13 +425,14 @@ func (s *Server) authUser(w http.ResponseWriter, r *http.Request) {
 
 // ---- GET, PUT /api/auth/key-backup ----
 
-type keyBackupRow struct {
-	ID            string `json:"id,omitempty"`
+// keyBackupView is the backup object of GET /api/auth/key-backup.
+type keyBackupView struct {
 	EncryptedKeys string `json:"encrypted_keys"`
 	CreatedAt     string `json:"created_at"`
 	UpdatedAt     string `json:"updated_at"`
 }
 
+// GET /api/auth/key-backup (routes.md §3.4): the caller's encrypted key backup; 404 {"backup":null} when none.
 func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
 	// The strict restore limit (routes.md §2.2) is the rate limiter's first rule, shared across nodes.
 	id, ok := identity(r)
@@ -454,10 +440,8 @@ func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
-	var row keyBackupRow
-	err := s.supa.As(id.Token).SelectOne(r.Context(), "key_backups",
-		supa.Q("select", "encrypted_keys,created_at,updated_at", "user_id", "eq."+id.AuthUID), &row)
-	if supa.IsNotFound(err) {
+	row, err := s.supa.As(id.Token).KeyBackup(r.Context(), id.AuthUID)
+	if errors.Is(err, supa.ErrNoKeyBackup) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"backup": nil})
 		return
 	}
@@ -465,9 +449,11 @@ func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
 		s.dbFailure(w, r, err, "Failed to fetch key backup")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"backup": row})
+	writeJSON(w, http.StatusOK, map[string]any{"backup": keyBackupView{
+		EncryptedKeys: row.EncryptedKeys, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt}})
 }
 
+// PUT /api/auth/key-backup (routes.md §3.4): creates or replaces the caller's encrypted key backup.
 func (s *Server) putKeyBackup(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
@@ -489,18 +475,11 @@ func (s *Server) putKeyBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "encrypted_keys must be a valid JSON string")
 		return
 	}
-	var rows []keyBackupRow
-	err := s.supa.As(id.Token).Insert(r.Context(), "key_backups",
-		map[string]any{"user_id": id.AuthUID, "encrypted_keys": keys, "updated_at": s.now().UTC().Format(time.RFC3339Nano)},
-		supa.Q("on_conflict", "user_id", "select", "id,encrypted_keys,created_at,updated_at"), &rows,
-		"resolution=merge-duplicates")
-	if err != nil || len(rows) != 1 {
-		if err == nil {
-			err = &supa.Error{Op: "upsert key_backups", Status: 500, Message: "no row returned"}
-		}
+	row, err := s.supa.As(id.Token).StoreKeyBackup(r.Context(), id.AuthUID, keys, s.now())
+	if err != nil {
 		s.dbFailure(w, r, err, "Failed to store key backup")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "backup_id": rows[0].ID,
-		"created_at": rows[0].CreatedAt, "updated_at": rows[0].UpdatedAt})
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "backup_id": row.ID,
+		"created_at": row.CreatedAt, "updated_at": row.UpdatedAt})
 }

@@ -65,17 +65,9 @@ func (s *Server) fileCaller(w http.ResponseWriter, r *http.Request) (middleware.
 }
 
 // fileDBFailure answers a failed Supabase call on a files route: 502/504 when Supabase could not be reached, else
-// 500 with the route's text, in the files body shape.
+// 500 with the route's text, in the files body shape (routes.md §8).
 func (s *Server) fileDBFailure(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	status := http.StatusInternalServerError
-	switch supa.KindOf(err) {
-	case supa.KindUnavailable:
-		status = http.StatusBadGateway
-	case supa.KindTimeout:
-		status = http.StatusGatewayTimeout
-	}
-	s.log.WarnContext(r.Context(), "files: supabase call failed", "path", r.URL.Path, "err", err)
-	writeFileError(w, status, msg)
+	s.fail(w, r, err, failures{internal: msg, fixed: true, files: true})
 }
 
 // readFileJSON decodes a files route body, answering 413/400 in the files shape.
@@ -91,16 +83,6 @@ func readFileJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
 	return false
 }
 
-// ownMessage reports whether messageID is a message of convID sent by userID (visible under the caller's token).
-func (s *Server) ownMessage(ctx context.Context, rest supa.Rest, messageID, convID, userID string) (bool, error) {
-	var rows []struct {
-		ID string `json:"id"`
-	}
-	err := rest.Select(ctx, "messages", supa.Q("select", "id", "id", "eq."+messageID,
-		"conversation_id", "eq."+convID, "sender_id", "eq."+userID, "limit", "1"), &rows)
-	return len(rows) == 1, err
-}
-
 // uploadTarget checks that the caller is an active participant of convID (else 403 forbidden) and sent msgID in
 // it (else 404), answering itself when not; internal is the route's text for a failed lookup.
 func (s *Server) uploadTarget(w http.ResponseWriter, r *http.Request, token, me, convID, msgID, forbidden, internal string) bool {
@@ -114,7 +96,7 @@ func (s *Server) uploadTarget(w http.ResponseWriter, r *http.Request, token, me,
 		writeFileError(w, http.StatusForbidden, forbidden)
 		return false
 	}
-	own, err := s.ownMessage(r.Context(), rest, msgID, convID, me)
+	own, err := rest.IsMessageSender(r.Context(), msgID, convID, me)
 	if err != nil {
 		s.fileDBFailure(w, r, err, internal)
 		return false
@@ -243,20 +225,11 @@ func (s *Server) uploadComplete(w http.ResponseWriter, r *http.Request) {
 		writeFileError(w, http.StatusNotFound, "File not found in storage - upload may have failed")
 		return
 	}
-	var rows []struct {
-		ID        string `json:"id"`
-		CreatedAt string `json:"created_at"`
-	}
-	err = rest.Insert(ctx, "encrypted_files", map[string]any{
-		"message_id": msgID, "storage_path": path, "encrypted_metadata": body.Metadata.EncryptedMetadata,
-		"created_by": id.AuthUID,
-	}, supa.Q("select", "id,created_at"), &rows)
-	if err != nil || len(rows) != 1 {
+	file, err := rest.RecordFile(ctx, supa.NewFile{MessageID: msgID, StoragePath: path,
+		EncryptedMetadata: body.Metadata.EncryptedMetadata, CreatedBy: id.AuthUID})
+	if err != nil {
 		if rerr := s.supa.RemoveObjects(ctx, id.Token, supa.BucketEncryptedFiles, []string{path}); rerr != nil {
 			s.log.WarnContext(ctx, "upload-complete: removing object after failed insert", "err", rerr)
-		}
-		if err == nil {
-			err = &supa.Error{Op: "insert encrypted_files", Status: 500, Message: "no row returned"}
 		}
 		s.fileDBFailure(w, r, err, "Failed to save file metadata")
 		return
@@ -270,47 +243,29 @@ func (s *Server) uploadComplete(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "upload-complete: publish failed", "err", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true,
-		"file": map[string]string{"id": rows[0].ID, "messageId": msgID, "createdAt": rows[0].CreatedAt}})
+		"file": map[string]string{"id": file.ID, "messageId": msgID, "createdAt": file.CreatedAt}})
 }
-
-// fileRow is an encrypted_files row with its message's conversation.
-type fileRow struct {
-	ID                string          `json:"id"`
-	MessageID         string          `json:"message_id"`
-	StoragePath       string          `json:"storage_path"`
-	EncryptedMetadata json.RawMessage `json:"encrypted_metadata"`
-	CreatedAt         string          `json:"created_at"`
-	CreatedBy         string          `json:"created_by"`
-	Message           *struct {
-		ConversationID string `json:"conversation_id"`
-	} `json:"messages"`
-}
-
-const fileSelect = "id,message_id,storage_path,encrypted_metadata,created_at,created_by,messages!inner(conversation_id)"
 
 // visibleFile reads one file row the caller may see: its message's conversation must have the caller as a
 // participant. Row-level security enforces the same; this check does not depend on it.
-func (s *Server) visibleFile(ctx context.Context, rest supa.Rest, fileID, me string) (*fileRow, error) {
+func (s *Server) visibleFile(ctx context.Context, rest supa.Rest, fileID, me string) (*supa.FileRow, error) {
 	if !isUUID(fileID) {
 		return nil, nil
 	}
-	var rows []fileRow
-	if err := rest.Select(ctx, "encrypted_files", supa.Q("select", fileSelect, "id", "eq."+fileID, "limit", "1"), &rows); err != nil {
+	f, err := rest.File(ctx, fileID)
+	if err != nil || f == nil {
 		return nil, err
 	}
-	if len(rows) == 0 || rows[0].Message == nil {
-		return nil, nil
-	}
-	p, err := rest.Participant(ctx, rows[0].Message.ConversationID, me)
+	p, err := rest.Participant(ctx, f.Message.ConversationID, me)
 	if err != nil || p == nil {
 		return nil, err
 	}
-	return &rows[0], nil
+	return f, nil
 }
 
 // requireVisibleFile authenticates a files route and reads the {fileId} row the caller may see, answering 401, 404
 // ("File not found or unauthorized") and failures itself.
-func (s *Server) requireVisibleFile(w http.ResponseWriter, r *http.Request) (middleware.Identity, *fileRow, bool) {
+func (s *Server) requireVisibleFile(w http.ResponseWriter, r *http.Request) (middleware.Identity, *supa.FileRow, bool) {
 	id, p, ok := s.fileCaller(w, r)
 	if !ok {
 		return id, nil, false
@@ -340,8 +295,8 @@ func (s *Server) filesOfMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	rest := s.supa.As(id.Token)
-	var rows []fileRow
-	if err := rest.Select(ctx, "encrypted_files", supa.Q("select", fileSelect, "message_id", "eq."+msgID, "order", "created_at.asc"), &rows); err != nil {
+	rows, err := rest.FilesOfMessage(ctx, msgID)
+	if err != nil {
 		s.fileDBFailure(w, r, err, "Failed to fetch files")
 		return
 	}
@@ -382,7 +337,7 @@ func (s *Server) encryptedFile(w http.ResponseWriter, r *http.Request) {
 		"id": f.ID, "messageId": f.MessageID, "encryptedContents": string(data), "encryptedMetadata": f.EncryptedMetadata}})
 }
 
-// GET /api/files/{fileId}: the server holds no private keys, so it cannot decrypt (routes.md §8.5).
+// GET /api/files/{fileId} (routes.md §8.5): the server holds no private keys, so it cannot decrypt.
 func (s *Server) fileDecrypt(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := s.fileCaller(w, r); !ok {
 		return
@@ -390,7 +345,7 @@ func (s *Server) fileDecrypt(w http.ResponseWriter, r *http.Request) {
 	writeFileError(w, http.StatusNotImplemented, "Server-side decryption is not supported")
 }
 
-// HEAD /api/files/{fileId}.
+// HEAD /api/files/{fileId} (routes.md §8.5): the headers of a download, without a body.
 func (s *Server) fileHead(w http.ResponseWriter, r *http.Request) {
 	_, f, ok := s.requireVisibleFile(w, r)
 	if !ok {
@@ -405,7 +360,7 @@ func (s *Server) fileHead(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// POST /api/files/{fileId}: the file's details.
+// POST /api/files/{fileId} (routes.md §8.5): the file's details.
 func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
 	id, f, ok := s.requireVisibleFile(w, r)
 	if !ok {
@@ -416,7 +371,8 @@ func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
 		"createdAt": f.CreatedAt, "createdBy": f.CreatedBy, "isOwner": f.CreatedBy == id.AuthUID})
 }
 
-// POST /api/files/upload: deprecated; uploads nothing (the original stored the object and then failed).
+// POST /api/files/upload (routes.md §8.6): deprecated; uploads nothing (the original stored the object and then
+// failed).
 func (s *Server) fileUploadDeprecated(w http.ResponseWriter, r *http.Request) {
 	if _, ok := identity(r); !ok {
 		writeFileError(w, http.StatusUnauthorized, "Unauthorized")

@@ -80,7 +80,7 @@ func (s *Server) sendNotification(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "messageId": res.ID, "status": res.Status})
 }
 
-// GET /api/webhooks/telnyx/sms: the provider's health probe.
+// GET /api/webhooks/telnyx/sms (routes.md §9.5): the provider's health probe.
 func (s *Server) telnyxHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "telnyx-sms-webhook",
 		"timestamp": s.now().UTC().Format("2006-01-02T15:04:05.000Z")})
@@ -96,8 +96,9 @@ const (
 	replyError   = "Verification failed. Please try again."
 )
 
-// POST /api/webhooks/telnyx/sms: an inbound SMS carrying a one-time code, verified at Supabase Auth. Every request
-// must carry a valid Ed25519 signature over "<timestamp>|<body>" from the configured key and a fresh timestamp.
+// POST /api/webhooks/telnyx/sms (routes.md §9.5): an inbound SMS carrying a one-time code, verified at Supabase
+// Auth. Every request must carry a valid Ed25519 signature over "<timestamp>|<body>" from the configured key and a
+// fresh timestamp.
 func (s *Server) telnyxInbound(w http.ResponseWriter, r *http.Request) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	if err != nil {
@@ -142,8 +143,7 @@ func (s *Server) telnyxInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := s.supa.VerifyOTP(r.Context(), from, code)
 	if err != nil {
-		var e *supa.Error
-		if errors.As(err, &e) && e.Status >= 400 && e.Status < 500 {
+		if kind := supa.AuthErrorKind(err); kind == supa.AuthRefused || kind == supa.AuthRateLimited {
 			s.reply(r.Context(), from, replyInvalid)
 			_, body := otpFailure(err)
 			msg, _ := body["error"].(string)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/qryptchat/suparelay/supa"
 	"github.com/qryptchat/suparelay/webhooks"
 )
 
@@ -23,22 +22,13 @@ var webhookEvents = map[string]bool{"message.created": true, "conversation.creat
 
 const maxWebhooksPerUser = 20
 
-type webhookRow struct {
-	ID        string   `json:"id"`
-	URL       string   `json:"url"`
-	Events    []string `json:"events"`
-	CreatedAt string   `json:"created_at"`
-}
-
-// GET /api/webhooks: the caller's webhooks, newest first.
+// GET /api/webhooks (routes.md §9.4): the caller's webhooks, newest first.
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
 		return
 	}
-	rows := []webhookRow{}
-	err := s.supa.As(id.Token).Select(r.Context(), "webhooks", supa.Q("select", "id,url,events,created_at",
-		"user_id", "eq."+id.AuthUID, "order", "created_at.desc"), &rows)
+	rows, err := s.supa.As(id.Token).Webhooks(r.Context(), id.AuthUID)
 	if err != nil {
 		s.dbFailureFixed(w, r, err, "Failed to list webhooks")
 		return
@@ -46,7 +36,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": rows})
 }
 
-// POST /api/webhooks {url, events}: only http(s) URLs that do not point into private networks.
+// POST /api/webhooks {url, events} (routes.md §9.4): only http(s) URLs that do not point into private networks.
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -87,31 +77,24 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rest := s.supa.As(id.Token)
-	var existing []struct {
-		ID string `json:"id"`
-	}
-	if err := rest.Select(r.Context(), "webhooks", supa.Q("select", "id", "user_id", "eq."+id.AuthUID, "limit", "100"), &existing); err != nil {
+	existing, err := rest.WebhookCount(r.Context(), id.AuthUID)
+	if err != nil {
 		s.dbFailureFixed(w, r, err, "Failed to create webhook")
 		return
 	}
-	if len(existing) >= maxWebhooksPerUser {
+	if existing >= maxWebhooksPerUser {
 		writeError(w, http.StatusBadRequest, "Webhook limit reached (20 per user)")
 		return
 	}
-	var rows []webhookRow
-	err := rest.Insert(r.Context(), "webhooks", map[string]any{"user_id": id.AuthUID, "url": u, "events": events},
-		supa.Q("select", "id,url,events,created_at"), &rows)
-	if err != nil || len(rows) != 1 {
-		if err == nil {
-			err = &supa.Error{Op: "insert webhooks", Status: 500, Message: "no row returned"}
-		}
+	hook, err := rest.CreateWebhook(r.Context(), id.AuthUID, u, events)
+	if err != nil {
 		s.dbFailureFixed(w, r, err, "Failed to create webhook")
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"webhook": rows[0]})
+	writeJSON(w, http.StatusCreated, map[string]any{"webhook": hook})
 }
 
-// DELETE /api/webhooks/{id}: 200 whether or not the caller had such a webhook.
+// DELETE /api/webhooks/{id} (routes.md §9.4): 200 whether or not the caller had such a webhook.
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -122,8 +105,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid webhook id")
 		return
 	}
-	err := s.supa.As(id.Token).Delete(r.Context(), "webhooks", supa.Q("id", "eq."+hookID, "user_id", "eq."+id.AuthUID), nil)
-	if err != nil {
+	if err := s.supa.As(id.Token).DeleteWebhook(r.Context(), id.AuthUID, hookID); err != nil {
 		s.dbFailureFixed(w, r, err, "Failed to delete webhook")
 		return
 	}

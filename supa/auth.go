@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -114,4 +116,131 @@ func parseSession(raw json.RawMessage) (*AuthSession, error) {
 		}
 	}
 	return &s, nil
+}
+
+// SignInProfile reads the users row of authUID for verify-sms, under the token of the caller's own fresh session;
+// nil when there is none. Should one auth uid have several rows, the first PostgREST returns is used.
+func (r Rest) SignInProfile(ctx context.Context, authUID string) (*ProfileRow, error) {
+	var rows []ProfileRow
+	err := r.Select(ctx, "users",
+		Q("select", "id,username,display_name,avatar_url,created_at", "auth_user_id", "eq."+authUID, "limit", "2"), &rows)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return &rows[0], nil
+}
+
+// AuthKind is the class of a failed call to Supabase Auth, by how far it got: the routes answer an Auth that is
+// down differently from an Auth that refused the request (a 401 for an outage would send the browser to the login
+// page).
+type AuthKind int
+
+const (
+	AuthUnreachable AuthKind = iota // no answer from Auth arrived (refused, reset, timed out)
+	AuthServerError                 // Auth answered 5xx: it is broken, the request may be fine
+	AuthRateLimited                 // Auth answered 429
+	AuthRefused                     // Auth answered another 4xx: it refused this request
+	AuthOther                       // any other answer that is not a success (1xx, 3xx): not expected
+)
+
+// AuthErrorKind classifies err, a failure of SendOTP, VerifyOTP, RefreshSession or GetUser. An error that did not
+// come from a call of this package (which those methods never return) is AuthUnreachable: nothing was heard from
+// Auth.
+func AuthErrorKind(err error) AuthKind {
+	switch s := AuthStatus(err); {
+	case s == 0:
+		return AuthUnreachable
+	case s >= 500:
+		return AuthServerError
+	case s == http.StatusTooManyRequests:
+		return AuthRateLimited
+	case s >= 400:
+		return AuthRefused
+	}
+	return AuthOther
+}
+
+// AuthStatus is the HTTP status of Auth's answer to a failed call; 0 when no answer arrived.
+func AuthStatus(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// AuthMessage is the message text of Auth's answer to a failed call ("" when it had none or none arrived).
+func AuthMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return ""
+}
+
+// authText is the text the classifiers below read: Auth's message, or the error's own text when it did not come
+// from this package.
+func authText(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// OTPRefusal is why Auth refused a one-time code, read from its message text: the original told these refusals
+// apart by text alone, and the contract keeps its answers (routes.md §3.10).
+type OTPRefusal int
+
+const (
+	OTPRefusedOther    OTPRefusal = iota // none of the texts below
+	OTPExpired                           // the text has "expired" (Auth's usual "Token has expired or is invalid" too)
+	OTPInvalid                           // the text has "invalid"
+	OTPTooManyAttempts                   // the text has "Too many requests"
+	OTPRateLimited                       // the text has "rate limit"
+)
+
+// OTPRefusalOf classifies a failed VerifyOTP by its text; the first match in the order of the constants wins.
+func OTPRefusalOf(err error) OTPRefusal {
+	msg := authText(err)
+	switch {
+	case strings.Contains(msg, "expired"):
+		return OTPExpired
+	case strings.Contains(msg, "invalid"):
+		return OTPInvalid
+	case strings.Contains(msg, "Too many requests"):
+		return OTPTooManyAttempts
+	case strings.Contains(msg, "rate limit"):
+		return OTPRateLimited
+	}
+	return OTPRefusedOther
+}
+
+// SMSRefusal is why the SMS provider behind Auth refused to send a code, read from the text Auth passes on
+// (routes.md §3.6).
+type SMSRefusal int
+
+const (
+	SMSRefusedOther        SMSRefusal = iota // none of the reasons below
+	SMSProviderCredentials                   // the provider refused Auth's credentials: "Authenticate" or Twilio 20003
+	SMSNumberNotVerified                     // a trial account may not text this number: Twilio 21610 or "not verified"
+	SMSInvalidNumber                         // the provider calls the number invalid: Twilio 21211 or "Invalid phone number"
+)
+
+// twilioCode finds the provider's error code in Auth's text: its first five-digit number.
+var twilioCode = regexp.MustCompile(`\b\d{5}\b`)
+
+// SMSRefusalOf classifies a failed SendOTP by its text; the first match in the order of the constants wins.
+func SMSRefusalOf(err error) SMSRefusal {
+	msg := authText(err)
+	code := twilioCode.FindString(msg)
+	switch {
+	case strings.Contains(msg, "Authenticate") || code == "20003":
+		return SMSProviderCredentials
+	case code == "21610" || strings.Contains(msg, "not verified"):
+		return SMSNumberNotVerified
+	case code == "21211" || strings.Contains(msg, "Invalid phone number"):
+		return SMSInvalidNumber
+	}
+	return SMSRefusedOther
 }
