@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/qryptchat/suparelay/internal/authsession"
 	"github.com/qryptchat/suparelay/middleware"
 	"github.com/qryptchat/suparelay/supa"
 )
@@ -382,7 +383,7 @@ func (s *Server) cookieSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionView is the stored session with the fields the original returned.
-func sessionView(sess *middleware.Session) json.RawMessage {
+func sessionView(sess *authsession.Session) json.RawMessage {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(sess.Raw, &m) != nil {
 		m = map[string]json.RawMessage{}

@@ -5,8 +5,6 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -303,23 +301,4 @@ func authOutage(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// Refresher adapts supa's Auth client to middleware.Refresher: an Auth 4xx means the refresh token was rejected
-// (the cookie is cleared, 401); anything else is an outage (503, cookie untouched).
-func Refresher(c *supa.Client) middleware.Refresher { return refresher{c} }
-
-type refresher struct{ c *supa.Client }
-
-func (r refresher) RefreshSession(ctx context.Context, refreshToken string) (*middleware.Session, error) {
-	s, err := r.c.RefreshSession(ctx, refreshToken)
-	if err != nil {
-		var e *supa.Error
-		if errors.As(err, &e) && e.Status >= 400 && e.Status < 500 {
-			return nil, fmt.Errorf("%w: %v", middleware.ErrRefreshRejected, err)
-		}
-		return nil, err
-	}
-	return &middleware.Session{AccessToken: s.AccessToken, RefreshToken: s.RefreshToken, TokenType: s.TokenType,
-		ExpiresIn: s.ExpiresIn, ExpiresAt: s.ExpiresAt, User: s.User, Raw: s.Raw}, nil
 }

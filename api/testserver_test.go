@@ -61,7 +61,7 @@ func newTestServer(tb testing.TB, c testServerConfig) *testServer {
 	}
 	hub := relay.NewHub(relay.NewMemoryBroker(relay.MemoryBrokerConfig{}), relay.HubConfig{}, quiet, prometheus.NewRegistry())
 	go func() { _ = hub.Run(ctx) }()
-	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: api.Refresher(client),
+	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: client,
 		CookieName: "sb-127-auth-token", Logger: quiet})
 	if err != nil {
 		tb.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/authsession"
 )
 
 // Failure reasons reported by [AuthFailureFrom] when a request has no identity. Routes that answer different 401
@@ -34,7 +36,7 @@ type Identity struct {
 	Refreshed bool      // the cookie session was refreshed during this request (and the new cookie written)
 	// Session is the cookie session in effect (after any refresh) when Source is "cookie"; nil for Bearer.
 	// GET /api/auth/session reports this.
-	Session *Session
+	Session *authsession.Session
 }
 
 // Identity sources.
@@ -161,12 +163,12 @@ func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request) (*Ident
 }
 
 // refreshCookie exchanges the cookie's refresh token and continues with the new session.
-func (a *Authenticator) refreshCookie(w http.ResponseWriter, r *http.Request, old *Session, oldClaims *Claims,
+func (a *Authenticator) refreshCookie(w http.ResponseWriter, r *http.Request, old *authsession.Session, oldClaims *Claims,
 	reason string) (*Identity, string) {
 	ctx := r.Context()
 	sess, err := a.refresh.do(ctx, old.RefreshToken)
 	switch {
-	case errors.Is(err, ErrRefreshRejected):
+	case errors.Is(err, authsession.ErrRejected):
 		a.log.InfoContext(ctx, "auth: refresh token rejected; deleting the session cookie", "err", err.Error())
 		ClearSessionCookie(w, r, a.cookie)
 		return nil, moreSpecific(reason, FailRefreshRejected)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/qryptchat/suparelay/internal/authsession"
 )
 
 // Limits of the @supabase/ssr cookie format (auth.md §4.3).
@@ -137,7 +139,7 @@ func (c carried) value() (string, error) {
 // present and non-empty, else chunks .0, .1, … until the first missing one; at most 10 chunks and 32 KiB; the value
 // is URL-decoded, then either "base64-" + base64url (padding tolerated) or raw JSON. It returns ErrNoSessionCookie
 // when there is none and an error wrapping ErrBadSessionCookie for anything malformed. It never panics.
-func ReadSessionCookie(r *http.Request, name string) (*Session, error) {
+func ReadSessionCookie(r *http.Request, name string) (*authsession.Session, error) {
 	c, err := readCarried(r, name)
 	if err != nil {
 		return nil, err
@@ -150,7 +152,7 @@ func ReadSessionCookie(r *http.Request, name string) (*Session, error) {
 }
 
 // decodeCookieValue turns an assembled wire value into a session.
-func decodeCookieValue(v string) (*Session, error) {
+func decodeCookieValue(v string) (*authsession.Session, error) {
 	if strings.IndexByte(v, '%') >= 0 {
 		var err error
 		if v, err = url.PathUnescape(v); err != nil {
@@ -165,7 +167,7 @@ func decodeCookieValue(v string) (*Session, error) {
 			return nil, fmt.Errorf("%w: base64", ErrBadSessionCookie)
 		}
 	}
-	s, err := ParseSession(raw)
+	s, err := authsession.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSessionCookie, err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/qryptchat/suparelay/internal/authsession"
 	"github.com/qryptchat/suparelay/internal/devkeys"
 	"github.com/qryptchat/suparelay/internal/testenv"
 )
@@ -285,7 +286,7 @@ type httpRefresher struct {
 	c    *http.Client
 }
 
-func (h httpRefresher) RefreshSession(ctx context.Context, refreshToken string) (*Session, error) {
+func (h httpRefresher) RefreshSession(ctx context.Context, refreshToken string) (*authsession.Session, error) {
 	body, _ := json.Marshal(map[string]string{"refresh_token": refreshToken})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/auth/v1/token?grant_type=refresh_token",
 		strings.NewReader(string(body)))
@@ -305,11 +306,11 @@ func (h httpRefresher) RefreshSession(ctx context.Context, refreshToken string) 
 	}
 	switch {
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		return nil, fmt.Errorf("%w: status %d", ErrRefreshRejected, resp.StatusCode)
+		return nil, fmt.Errorf("%w: status %d", authsession.ErrRejected, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("auth status %d", resp.StatusCode)
 	}
-	return ParseSession(raw)
+	return authsession.Parse(raw)
 }
 
 // testTB lets the auth server's handler goroutine use the signing helpers; a failure there would be a broken

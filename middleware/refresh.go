@@ -10,20 +10,20 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/authsession"
 )
 
 // Refresher exchanges a refresh token for a new session: POST <SUPABASE_URL>/auth/v1/token?grant_type=refresh_token
 // with the anon apikey (auth.md §7–8). It is defined here, where it is consumed; supa's Auth client implements it.
 //
 // Contract for implementations: an Auth 4xx answer (refresh_token_not_found, refresh_token_already_used, invalid)
-// returns an error wrapping ErrRefreshRejected; anything else (network error, timeout, 5xx) is an outage and returns
-// any other error. On success Session.Raw must hold the full session JSON as Auth returned it (use ParseSession).
+// returns an error wrapping authsession.ErrRejected; anything else (network error, timeout, 5xx) is an outage and
+// returns any other error. On success Session.Raw must hold the full session JSON as Auth returned it
+// (authsession.Parse keeps it).
 type Refresher interface {
-	RefreshSession(ctx context.Context, refreshToken string) (*Session, error)
+	RefreshSession(ctx context.Context, refreshToken string) (*authsession.Session, error)
 }
-
-// ErrRefreshRejected marks a refresh refused by Auth: the session is over, so the cookie is deleted.
-var ErrRefreshRejected = errors.New("refresh token rejected")
 
 // Refresh timing (auth.md §7: refresh tokens are single-use, reuse interval 10 s).
 const (
@@ -53,12 +53,12 @@ type refresher struct {
 
 type flight struct {
 	done chan struct{}
-	sess *Session
+	sess *authsession.Session
 	err  error
 }
 
 type memResult struct {
-	sess     *Session
+	sess     *authsession.Session
 	rejected error // non-nil: Auth refused this token
 	until    time.Time
 }
@@ -68,7 +68,7 @@ func newRefresher(ex Refresher, shared SharedStore, log *slog.Logger) *refresher
 }
 
 // do returns the session that replaces the one holding refreshToken.
-func (rf *refresher) do(ctx context.Context, refreshToken string) (*Session, error) {
+func (rf *refresher) do(ctx context.Context, refreshToken string) (*authsession.Session, error) {
 	sum := sha256.Sum256([]byte(refreshToken))
 	key := hex.EncodeToString(sum[:])
 	now := time.Now()
@@ -102,7 +102,7 @@ func (rf *refresher) run(ctx context.Context, key, refreshToken string, f *fligh
 	f.sess, f.err = rf.exchange(ctx, key, refreshToken)
 	rf.mu.Lock()
 	delete(rf.flights, key)
-	if f.err == nil || errors.Is(f.err, ErrRefreshRejected) {
+	if f.err == nil || errors.Is(f.err, authsession.ErrRejected) {
 		rf.remember(key, memResult{sess: f.sess, rejected: f.err, until: time.Now().Add(refreshResultTTL)})
 	}
 	rf.mu.Unlock()
@@ -127,7 +127,7 @@ func (rf *refresher) remember(key string, res memResult) {
 }
 
 // exchange performs (or, across nodes, obtains) the one exchange for this token.
-func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*Session, error) {
+func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*authsession.Session, error) {
 	if rf.shared == nil {
 		return rf.call(ctx, refreshToken)
 	}
@@ -155,7 +155,7 @@ func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*S
 				return res.sess, res.rejected
 			}
 			sess, err := rf.call(ctx, refreshToken)
-			if err == nil || errors.Is(err, ErrRefreshRejected) {
+			if err == nil || errors.Is(err, authsession.ErrRejected) {
 				if serr := rf.storeShared(ctx, key, refreshToken, sess, err); serr != nil {
 					rf.log.WarnContext(ctx, "auth: could not share refresh result", "err", serr)
 				}
@@ -174,13 +174,13 @@ func (rf *refresher) exchange(ctx context.Context, key, refreshToken string) (*S
 
 // sharedDown keeps users logged in when the shared store fails: exchange locally (single-flight still holds on this
 // node; Auth's 10 s reuse interval covers a concurrent exchange on another node).
-func (rf *refresher) sharedDown(ctx context.Context, refreshToken string, err error) (*Session, error) {
+func (rf *refresher) sharedDown(ctx context.Context, refreshToken string, err error) (*authsession.Session, error) {
 	rf.log.WarnContext(ctx, "auth: shared store unavailable; refreshing without cross-node single-flight", "err", err)
 	return rf.call(ctx, refreshToken)
 }
 
 // call is the one real exchange with Auth, normalised so the cookie written is one the browser accepts.
-func (rf *refresher) call(ctx context.Context, refreshToken string) (*Session, error) {
+func (rf *refresher) call(ctx context.Context, refreshToken string) (*authsession.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	sess, err := rf.ex.RefreshSession(ctx, refreshToken)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/qryptchat/suparelay/internal/authsession"
 	"github.com/qryptchat/suparelay/internal/rediskv"
 )
 
@@ -155,7 +156,7 @@ func sharedCipher(refreshToken string) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func (rf *refresher) storeShared(ctx context.Context, key, refreshToken string, sess *Session, rerr error) error {
+func (rf *refresher) storeShared(ctx context.Context, key, refreshToken string, sess *authsession.Session, rerr error) error {
 	p := sharedPayload{Rejected: rerr != nil}
 	if sess != nil {
 		p.Session = sess.Raw
@@ -198,9 +199,9 @@ func (rf *refresher) sharedResult(ctx context.Context, key, refreshToken string)
 		return memResult{}, false, nil
 	}
 	if p.Rejected {
-		return memResult{rejected: fmt.Errorf("%w (by another node's exchange)", ErrRefreshRejected)}, true, nil
+		return memResult{rejected: fmt.Errorf("%w (by another node's exchange)", authsession.ErrRejected)}, true, nil
 	}
-	sess, err := ParseSession(p.Session)
+	sess, err := authsession.Parse(p.Session)
 	if err != nil {
 		return memResult{}, false, nil
 	}

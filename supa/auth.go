@@ -5,31 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
+
+	"github.com/qryptchat/suparelay/internal/authsession"
 )
-
-// AuthSession is a session as Supabase Auth returns it from /verify and /token. Raw keeps the exact JSON, which is
-// what goes into the session cookie and what the browser stores.
-type AuthSession struct {
-	AccessToken  string          `json:"access_token"`
-	TokenType    string          `json:"token_type"`
-	ExpiresIn    int64           `json:"expires_in"`
-	ExpiresAt    int64           `json:"expires_at"`
-	RefreshToken string          `json:"refresh_token"`
-	User         json.RawMessage `json:"user"`
-	Raw          json.RawMessage `json:"-"`
-}
-
-// UserID returns the auth uid of the session's user ("" when absent).
-func (s *AuthSession) UserID() string {
-	var u struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(s.User, &u)
-	return u.ID
-}
 
 // authCall posts (or gets) JSON to /auth/v1/<path>. The gateway needs apikey on every Auth path but a few.
 func (c *Client) authCall(ctx context.Context, method, path, bearer string, body any, out any) error {
@@ -68,7 +51,7 @@ func (c *Client) SendOTP(ctx context.Context, phone string) error {
 }
 
 // VerifyOTP exchanges a phone one-time code for a session.
-func (c *Client) VerifyOTP(ctx context.Context, phone, code string) (*AuthSession, error) {
+func (c *Client) VerifyOTP(ctx context.Context, phone, code string) (*authsession.Session, error) {
 	var raw json.RawMessage
 	if err := c.authCall(ctx, http.MethodPost, "verify", "", map[string]any{"type": "sms", "phone": phone, "token": code}, &raw); err != nil {
 		return nil, err
@@ -76,10 +59,15 @@ func (c *Client) VerifyOTP(ctx context.Context, phone, code string) (*AuthSessio
 	return parseSession(raw)
 }
 
-// RefreshSession exchanges a refresh token for a new session (the refresh token is rotated by Auth).
-func (c *Client) RefreshSession(ctx context.Context, refreshToken string) (*AuthSession, error) {
+// RefreshSession exchanges a refresh token for a new session (the refresh token is rotated by Auth). It is the
+// middleware's Refresher: an Auth 4xx (the token is revoked, reused or unknown) wraps authsession.ErrRejected, so the
+// cookie is cleared; anything else is an outage that leaves the cookie alone.
+func (c *Client) RefreshSession(ctx context.Context, refreshToken string) (*authsession.Session, error) {
 	var raw json.RawMessage
 	if err := c.authCall(ctx, http.MethodPost, "token?grant_type=refresh_token", "", map[string]any{"refresh_token": refreshToken}, &raw); err != nil {
+		if status := AuthStatus(err); status >= 400 && status < 500 {
+			return nil, fmt.Errorf("%w: %w", authsession.ErrRejected, err)
+		}
 		return nil, err
 	}
 	return parseSession(raw)
@@ -98,24 +86,16 @@ func (c *Client) GetUser(ctx context.Context, accessToken string) (json.RawMessa
 // JWKSURL is where Supabase Auth publishes its public signing keys.
 func (c *Client) JWKSURL() string { return c.base + "/auth/v1/.well-known/jwks.json" }
 
-// parseSession decodes a session and fills expires_at when Auth omitted it, as the browser client does.
-func parseSession(raw json.RawMessage) (*AuthSession, error) {
-	var s AuthSession
-	if err := json.Unmarshal(raw, &s); err != nil || s.AccessToken == "" {
+// parseSession decodes Auth's session and fills expires_at when Auth omitted it, as the browser client does.
+func parseSession(raw json.RawMessage) (*authsession.Session, error) {
+	s, err := authsession.Parse(raw)
+	if err == nil {
+		s, err = s.WithExpiresAt(time.Now())
+	}
+	if err != nil {
 		return nil, &Error{Op: "auth session", Status: http.StatusBadGateway, Message: "Auth returned no session"}
 	}
-	s.Raw = raw
-	if s.ExpiresAt == 0 && s.ExpiresIn > 0 {
-		var m map[string]any
-		if json.Unmarshal(raw, &m) == nil {
-			s.ExpiresAt = nowUnix() + s.ExpiresIn
-			m["expires_at"] = s.ExpiresAt
-			if b, err := json.Marshal(m); err == nil {
-				s.Raw = b
-			}
-		}
-	}
-	return &s, nil
+	return s, nil
 }
 
 // SignInProfile reads the users row of authUID for verify-sms, under the token of the caller's own fresh session;

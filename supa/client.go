@@ -26,9 +26,6 @@ type Config struct {
 	ServiceRoleKey string // used only by the named methods of service.go; may be empty
 	Timeout        time.Duration
 	Transport      http.RoundTripper // shared by all calls; zero = a tuned clone of http.DefaultTransport
-	// StorageURL is the base of the Storage API; zero = URL + "/storage/v1". Set it when Storage is served
-	// elsewhere (tests point it at a fake that checks our requests, since Storage cannot run here).
-	StorageURL string
 }
 
 // Client is safe for concurrent use and holds no user token.
@@ -63,13 +60,11 @@ func New(cfg Config) (*Client, error) {
 		timeout = DefaultTimeout
 	}
 	c := &Client{
-		base: strings.TrimRight(cfg.URL, "/"), storage: strings.TrimRight(cfg.StorageURL, "/"),
+		base:    strings.TrimRight(cfg.URL, "/"),
 		anonKey: cfg.AnonKey, serviceKey: cfg.ServiceRoleKey,
 		timeout: timeout, http: &http.Client{Transport: tr},
 	}
-	if c.storage == "" {
-		c.storage = c.base + "/storage/v1"
-	}
+	c.storage = c.base + "/storage/v1" // the gateway serves Storage there, as Supabase's does
 	return c, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qryptchat/suparelay/internal/authsession"
 	"github.com/qryptchat/suparelay/internal/devkeys"
 	"github.com/qryptchat/suparelay/internal/testenv"
 	"github.com/qryptchat/suparelay/supa"
@@ -125,5 +126,31 @@ func TestSignedUploadURLRebased(t *testing.T) {
 	}
 	if got.URL != "https://app.example/storage/v1/object/upload/sign/encrypted-files/u%201/c/f?token=abc" || got.Token != "abc" {
 		t.Fatalf("signed = %+v", got)
+	}
+}
+
+// TestRefreshSessionAgainstRealAuth: supa's RefreshSession is the middleware's Refresher, so its two failure kinds
+// must be told apart: a token Auth refuses wraps authsession.ErrRejected (the cookie is cleared), an Auth that
+// cannot be reached does not (the cookie is kept and the caller gets 503).
+func TestRefreshSessionAgainstRealAuth(t *testing.T) {
+	t.Parallel()
+	c := client(t, testenv.SupabaseURL(t), 15*time.Second)
+	ctx := context.Background()
+	sess := testenv.SignIn(t, testenv.TestPhone(t))
+	next, err := c.RefreshSession(ctx, sess.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.AccessToken == "" || next.RefreshToken == sess.RefreshToken || next.ExpiresAt == 0 || next.UserID() != sess.UserID() {
+		t.Errorf("refreshed session = %+v", next)
+	}
+	if _, err := c.RefreshSession(ctx, "not-a-refresh-token"); !errors.Is(err, authsession.ErrRejected) {
+		t.Errorf("unknown token: %v, want ErrRejected", err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	if _, err := client(t, dead, time.Second).RefreshSession(ctx, sess.RefreshToken); err == nil || errors.Is(err, authsession.ErrRejected) {
+		t.Errorf("Auth down: %v, want an outage", err)
 	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,21 +13,12 @@ import (
 	"time"
 
 	"github.com/qryptchat/suparelay/internal/devkeys"
+	"github.com/qryptchat/suparelay/supa"
 )
 
 // demoUsers are the seeded demo accounts (supabase/seed.sql); each accepts devkeys.TestOTP.
 var demoUsers = []struct{ name, phone string }{
 	{"alice", "+" + devkeys.DemoPhones[0]}, {"bob", "+" + devkeys.DemoPhones[1]}, {"carol", "+" + devkeys.DemoPhones[2]},
-}
-
-// session is the part of Supabase Auth's session answer that is printed.
-type session struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	ExpiresAt    int64  `json:"expires_at"`
-	User         struct {
-		ID string `json:"id"`
-	} `json:"user"`
 }
 
 // cookieName derives the @supabase/ssr cookie name from the Supabase URL the frontend was built with: sb-<first
@@ -66,19 +54,25 @@ func runDemoSessions(ctx context.Context, args []string, w io.Writer) error {
 	if *publicURL == "" {
 		*publicURL = *base
 	}
-	client := &http.Client{Timeout: 15 * time.Second}
+	client, err := supa.New(supa.Config{URL: strings.TrimRight(*base, "/"), AnonKey: devkeys.AnonKey(), Timeout: 15 * time.Second})
+	if err != nil {
+		return err
+	}
 	name := cookieName(*publicURL)
 	var exports strings.Builder
 	exports.WriteString("# written by devstack demo-sessions — development only; source it in your shell\n")
 	for _, d := range demoUsers {
-		raw, sess, err := signIn(ctx, client, strings.TrimRight(*base, "/"), d.phone)
-		if err != nil {
-			return fmt.Errorf("%s: %w", d.name, err)
+		if err := client.SendOTP(ctx, d.phone); err != nil {
+			return fmt.Errorf("%s: otp: %w", d.name, err)
 		}
-		cookie := cookieValue(raw)
+		sess, err := client.VerifyOTP(ctx, d.phone, devkeys.TestOTP)
+		if err != nil {
+			return fmt.Errorf("%s: verify: %w", d.name, err)
+		}
+		cookie := cookieValue(sess.Raw)
 		upper := strings.ToUpper(d.name)
 		fmt.Fprintf(&exports, "export %s_TOKEN='%s' %s_COOKIE='%s'\n", upper, sess.AccessToken, upper, cookie)
-		fmt.Fprintf(w, "\n--- %s (%s) auth uid %s, access token valid until %s\n", d.name, d.phone, sess.User.ID,
+		fmt.Fprintf(w, "\n--- %s (%s) auth uid %s, access token valid until %s\n", d.name, d.phone, sess.UserID(),
 			time.Unix(sess.ExpiresAt, 0).Format(time.RFC3339))
 		fmt.Fprintf(w, "export %s_TOKEN='%s'\nexport %s_COOKIE='%s'\n", upper, sess.AccessToken, upper, cookie)
 		fmt.Fprintf(w, "curl -s %s/api/auth/user -H \"Authorization: Bearer $%s_TOKEN\"\n", *appURL, upper)
@@ -95,48 +89,6 @@ func runDemoSessions(ctx context.Context, args []string, w io.Writer) error {
 
 // signIn asks Auth for an OTP for phone and verifies it with the test code. It returns the compact session JSON
 // (what @supabase/ssr stores in the cookie) and its decoded fields.
-func signIn(ctx context.Context, client *http.Client, base, phone string) ([]byte, session, error) {
-	var sess session
-	if _, err := authPost(ctx, client, base+"/auth/v1/otp", map[string]any{"phone": phone, "create_user": false}); err != nil {
-		return nil, sess, fmt.Errorf("otp: %w", err)
-	}
-	raw, err := authPost(ctx, client, base+"/auth/v1/verify", map[string]string{"type": "sms", "phone": phone, "token": devkeys.TestOTP})
-	if err != nil {
-		return nil, sess, fmt.Errorf("verify: %w", err)
-	}
-	if err := json.Unmarshal(raw, &sess); err != nil {
-		return nil, sess, err
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		return nil, sess, err
-	}
-	return compact.Bytes(), sess, nil
-}
-
-func authPost(ctx context.Context, client *http.Client, u string, body any) ([]byte, error) {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("apikey", devkeys.AnonKey())
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
-	}
-	return raw, nil
-}
-
 func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".devstack-*")
 	if err != nil {

@@ -128,7 +128,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		cookie = middleware.CookieNameFromURL(cfg.PublicSupabaseURL)
 	}
 	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{
-		Verifier: verifier, Refresher: api.Refresher(client), CookieName: cookie, SecureCookies: cfg.SecureCookies,
+		Verifier: verifier, Refresher: client, CookieName: cookie, SecureCookies: cfg.SecureCookies,
 		Logger: log, Shared: shared,
 	})
 	if err != nil {

@@ -1,16 +1,14 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/qryptchat/suparelay/internal/authsession"
 	"github.com/qryptchat/suparelay/internal/devkeys"
+	"github.com/qryptchat/suparelay/supa"
 )
 
 // TestPhone returns a number of the stack's test phone block (E.164 with '+'), for which the real Supabase Auth
@@ -50,66 +48,24 @@ func TestPhone(t testing.TB) string {
 	return "+" + phone
 }
 
-// Session is a real session of the real Supabase Auth: its answer to /verify.
-type Session struct {
-	Raw          json.RawMessage // the whole answer, as @supabase/ssr stores it in the cookie
-	AccessToken  string          `json:"access_token"`
-	RefreshToken string          `json:"refresh_token"`
-	ExpiresAt    int64           `json:"expires_at"`
-	User         struct {
-		ID    string `json:"id"`
-		Phone string `json:"phone"`
-	} `json:"user"`
-}
-
 // SignIn signs phone in through the real Supabase Auth behind the gateway (POST /auth/v1/otp, then /verify with
-// the test code) and returns the session. The user is created by Auth when it does not exist yet.
-func SignIn(t testing.TB, phone string) Session {
+// the test code), with the same client the server uses, and returns the session. The user is created by Auth when
+// it does not exist yet.
+func SignIn(t testing.TB, phone string) *authsession.Session {
 	t.Helper()
-	base := SupabaseURL(t)
-	if _, err := authPost(base+"/auth/v1/otp", map[string]any{"phone": phone}); err != nil {
+	c, err := supa.New(supa.Config{URL: SupabaseURL(t), AnonKey: devkeys.AnonKey(), Timeout: 15 * time.Second,
+		Transport: &http.Transport{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.SendOTP(ctx, phone); err != nil {
 		t.Fatalf("otp for %s: %v", phone, err)
 	}
-	raw, err := authPost(base+"/auth/v1/verify", map[string]string{"type": "sms", "phone": phone, "token": devkeys.TestOTP})
+	s, err := c.VerifyOTP(ctx, phone, devkeys.TestOTP)
 	if err != nil {
 		t.Fatalf("verify %s: %v", phone, err)
 	}
-	var s Session
-	if err := json.Unmarshal(raw, &s); err != nil {
-		t.Fatal(err)
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		t.Fatal(err)
-	}
-	s.Raw = compact.Bytes()
 	return s
-}
-
-// authClient has its own transport: tests must not share connections with the servers they start.
-var authClient = func() *http.Client { c := NewClient(); c.Timeout = 15 * time.Second; return c }()
-
-func authPost(u string, body any) ([]byte, error) {
-	b, _ := json.Marshal(body)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("apikey", devkeys.AnonKey())
-	res, err := authClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, raw)
-	}
-	return raw, nil
 }

@@ -1,4 +1,8 @@
-package middleware
+// Package authsession is the one model of a Supabase Auth session: what Auth's /verify and /token return, what the
+// @supabase/ssr cookie stores and what the browser client reads back (auth.md §4.2). The middleware reads and
+// refreshes cookie sessions with it, supa returns it from Auth calls and api writes it into cookies and answers, so
+// there is one parser with one set of rules for all three.
+package authsession
 
 import (
 	"bytes"
@@ -28,7 +32,7 @@ var ErrNotSession = errors.New("not a session")
 
 // ParseSession decodes a session JSON object. It requires a non-empty string access_token; numeric fields may be
 // integers or floats (JavaScript writes either); a field of the wrong type makes the whole thing malformed.
-func ParseSession(raw []byte) (*Session, error) {
+func Parse(raw []byte) (*Session, error) {
 	var aux struct {
 		AccessToken  *string         `json:"access_token"`
 		RefreshToken *string         `json:"refresh_token"`
@@ -98,4 +102,17 @@ func (s *Session) WithExpiresAt(now time.Time) (*Session, error) {
 	}
 	cp.Raw = raw
 	return &cp, nil
+}
+
+// ErrRejected marks a refresh Supabase Auth refused (a 4xx: the refresh token is revoked, reused or unknown): the
+// session is over, so its cookie is deleted and the caller gets 401. Every other refresh failure is an outage.
+var ErrRejected = errors.New("refresh token rejected")
+
+// UserID returns the auth uid of the session's user ("" when the session carries no user).
+func (s *Session) UserID() string {
+	var u struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(s.User, &u)
+	return u.ID
 }

@@ -1,5 +1,0 @@
-package supa
-
-import "time"
-
-func nowUnix() int64 { return time.Now().Unix() }
