@@ -63,7 +63,7 @@ func TestPostgrestGoSharesTheToken(t *testing.T) {
 
 	shared := postgrest.NewClient(srv.URL, "public", nil)
 	aliceQuery := shared.SetAuthToken("alice").From("messages").Select("*", "", false) // built for alice…
-	shared.SetAuthToken("bob")                                                           // …bob's request arrives
+	shared.SetAuthToken("bob")                                                         // …bob's request arrives
 	if _, _, err := aliceQuery.Execute(); err != nil {
 		t.Fatal(err)
 	}
