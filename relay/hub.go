@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,7 @@ type Hub struct {
 	wg       sync.WaitGroup // one per registered stream
 
 	startOnce sync.Once
+	started   atomic.Bool        // set once Start has subscribed
 	stop      context.CancelFunc // guarded by mu
 }
 
@@ -139,11 +141,10 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL)}
 }
 
-// Start subscribes to the broker and starts the membership keep-alive loop; it returns at once. A broker that is
-// down does not make it fail: the Hub serves local streams and the broker reconnects in the background.
-//
-// Every other method starts the Hub (with a background context) if Start or Run has not run yet, so a Hub whose
-// Run goroutine has not been scheduled yet still delivers; Shutdown stops it either way.
+// Start subscribes to the broker and starts the membership keep-alive loop until ctx ends or Shutdown; it returns
+// at once. A broker that is down does not make it fail: the Hub serves local streams and the broker reconnects in
+// the background. Only a closed broker is an error. Call it once before serving: until it has returned, the
+// other methods return ErrNotStarted (Shutdown works either way); later calls do nothing.
 func (h *Hub) Start(ctx context.Context) error {
 	var err error
 	h.startOnce.Do(func() {
@@ -166,18 +167,13 @@ func (h *Hub) Start(ctx context.Context) error {
 			}
 			h.mu.Unlock()
 		}
+		if err != nil {
+			return
+		}
+		h.started.Store(true)
 		go h.touchLoop(ctx)
 	})
 	return err
-}
-
-// Run is Start followed by waiting for ctx to end (or Shutdown).
-func (h *Hub) Run(ctx context.Context) error {
-	if err := h.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
 }
 
 // touchLoop keeps the memberships of users with streams here alive at the broker (every grace/4), so they
@@ -254,5 +250,15 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	}
 }
 
-// ensureStarted starts the Hub if nobody has yet (see Start).
-func (h *Hub) ensureStarted() { _ = h.Start(context.Background()) }
+// ErrNotStarted is returned by the Hub's methods (and ServeStream answers 503) before Start has returned: a Hub
+// that started itself on first use would run on a context nobody cancels, and a caller that forgot Start would
+// never find out.
+var ErrNotStarted = errors.New("relay: hub not started")
+
+// checkStarted returns ErrNotStarted until Start has succeeded.
+func (h *Hub) checkStarted() error {
+	if !h.started.Load() {
+		return ErrNotStarted
+	}
+	return nil
+}

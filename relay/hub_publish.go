@@ -100,7 +100,9 @@ func (h *Hub) publish(ctx context.Context, ev Event, w wireRecord) error {
 	if err != nil {
 		return err
 	}
-	h.ensureStarted()
+	if err := h.checkStarted(); err != nil {
+		return err
+	}
 	w.T, w.D = ev.Type, data
 	enc, err := encodeRecord(w)
 	if err != nil {

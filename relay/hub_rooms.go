@@ -77,7 +77,9 @@ func (h *Hub) Join(ctx context.Context, conversationID, userID string) error {
 	if conversationID == "" || userID == "" {
 		return errors.New("relay: Join needs a conversation and a user")
 	}
-	h.ensureStarted()
+	if err := h.checkStarted(); err != nil {
+		return err
+	}
 	off, err := h.b.Join(ctx, conversationID, userID, h.cfg.MaxRoomsPerUser, h.cfg.RoomGrace)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -114,7 +116,9 @@ func (h *Hub) change(ctx context.Context, op string, c MembershipChange, call fu
 	if (c.Op != OpLeaveAll && c.Room == "") || (c.Op != OpCloseRoom && c.User == "") {
 		return errors.New("relay: " + op + " needs its ids")
 	}
-	h.ensureStarted()
+	if err := h.checkStarted(); err != nil {
+		return err
+	}
 	if err := call(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -21,23 +21,27 @@ func (h *Hub) closeStreamLocked(s *stream, why closeReason) {
 var errTooMany = errors.New("too many connections")
 var errShuttingDown = errors.New("shutting down")
 
-// register adds a stream for userID and returns it with the node's position at that moment (everything after it
-// reaches the stream live or through replay) and whether this call must load the user's rooms.
-func (h *Hub) register(userID string) (*stream, Position, bool, error) {
+// register adds a stream for userID and returns its start: the node's position at that moment (everything after
+// it reaches the stream live or through replay) and whether this call must load the user's rooms.
+func (h *Hub) register(userID string) (streamStart, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.started.Load() {
+		h.m.rejected.WithLabelValues("not_started").Inc()
+		return streamStart{}, ErrNotStarted
+	}
 	if h.shutting {
 		h.m.rejected.WithLabelValues("shutdown").Inc()
-		return nil, Position{}, false, errShuttingDown
+		return streamStart{}, errShuttingDown
 	}
 	us := h.users[userID]
 	if h.nstreams >= h.cfg.MaxStreamsPerNode {
 		h.m.rejected.WithLabelValues("node_cap").Inc()
-		return nil, Position{}, false, errTooMany
+		return streamStart{}, errTooMany
 	}
 	if us != nil && len(us.streams) >= h.cfg.MaxStreamsPerUser {
 		h.m.rejected.WithLabelValues("user_cap").Inc()
-		return nil, Position{}, false, errTooMany
+		return streamStart{}, errTooMany
 	}
 	load := false
 	if us == nil {
@@ -51,7 +55,7 @@ func (h *Hub) register(userID string) (*stream, Position, bool, error) {
 	h.nstreams++
 	h.wg.Add(1)
 	h.m.streams.Inc()
-	return s, h.pos, load, nil
+	return streamStart{s: s, userID: userID, p0: h.pos, load: load}, nil
 }
 
 // unregister removes s; when it was the user's last stream here, the user's local state goes and the broker is
