@@ -36,7 +36,8 @@ type Broker interface {
 	// It returns ErrHistoryUnavailable when it cannot serve a contiguous range starting right after `after`: the
 	// epoch differs, the records were trimmed (size or age), or the broker keeps no history.
 	History(ctx context.Context, after Position, limit int) ([]Message, Position, error)
-	// Head returns the position of the newest record (offset 0 when the log is empty).
+	// Head returns the position of the newest record (offset 0 when the log is empty). An empty log has an epoch
+	// too (created by Head if need be), so a position taken on an empty log can be resumed once records follow.
 	Head(ctx context.Context) (Position, error)
 
 	// Join adds user to room, keeps the user's membership alive for at least ttl, and returns the offset the

@@ -84,6 +84,7 @@ func TestBrokerConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			t.Run("log", func(t *testing.T) { t.Parallel(); conformLog(t, factory) })
+			t.Run("empty", func(t *testing.T) { t.Parallel(); conformEmptyLog(t, factory) })
 			t.Run("trim", func(t *testing.T) { t.Parallel(); conformTrim(t, factory) })
 			t.Run("order", func(t *testing.T) { t.Parallel(); conformOrder(t, factory) })
 			t.Run("membership", func(t *testing.T) { t.Parallel(); conformMembership(t, factory) })
@@ -146,6 +147,25 @@ func conformLog(t *testing.T, factory brokerFactory) {
 		if got[i].Pos != pos[i] || string(got[i].Data) != fmt.Sprintf(`{"n":%d}`, i+1) {
 			t.Fatalf("delivered %d = %v, want %v", i, got[i], pos[i])
 		}
+	}
+}
+
+// conformEmptyLog: an empty log already has an epoch, and a position taken on it resumes the first records.
+func conformEmptyLog(t *testing.T, factory brokerFactory) {
+	ctx := context.Background()
+	b := factory(t, 100)
+	subscribe(t, b)
+	head, err := b.Head(ctx)
+	if err != nil || head.Epoch == "" || head.Offset != 0 {
+		t.Fatalf("head of an empty log %v %v, want an epoch and offset 0", head, err)
+	}
+	p, err := b.Publish(ctx, []byte(`{"n":1}`))
+	if err != nil || p.Epoch != head.Epoch || p.Offset != 1 {
+		t.Fatalf("first record at %v %v, want %s-1", p, err, head.Epoch)
+	}
+	msgs, _, err := b.History(ctx, head, 10)
+	if err != nil || len(msgs) != 1 || msgs[0].Pos != p {
+		t.Fatalf("history from the empty log's position: %v %v", msgs, err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,8 @@ type RedisBroker struct {
 	chann string
 
 	healthy  atomic.Bool
+	seenMu   sync.Mutex
+	seen     Position // the newest position delivered to the handler (guarded by seenMu)
 	closed   atomic.Bool
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -83,6 +86,26 @@ func NewRedisBroker(rdb redis.UniversalClient, cfg RedisBrokerConfig) *RedisBrok
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &RedisBroker{rdb: rdb, cfg: cfg, log: cfg.Logger, chann: cfg.Prefix + "bus", done: make(chan struct{})}
+}
+
+// deliver hands m to the handler and remembers its position (see luaPublish for why).
+func (b *RedisBroker) deliver(h BrokerHandler, last *Position, m Message) {
+	b.setLast(last, m.Pos)
+	h.HandleMessage(m)
+}
+
+// setLast moves the subscription's position to p.
+func (b *RedisBroker) setLast(last *Position, p Position) {
+	*last = p
+	b.seenMu.Lock()
+	b.seen = p
+	b.seenMu.Unlock()
+}
+
+func (b *RedisBroker) lastSeen() Position {
+	b.seenMu.Lock()
+	defer b.seenMu.Unlock()
+	return b.seen
 }
 
 func (b *RedisBroker) key(s string) string { return b.cfg.Prefix + s }
@@ -179,7 +202,7 @@ func (b *RedisBroker) session(ctx context.Context, h BrokerHandler, last *Positi
 			report(b.unavailable(err))
 			return err
 		}
-		*last = head
+		b.setLast(last, head)
 	} else if err := b.recover(ctx, h, last, 0); err != nil {
 		report(b.unavailable(err))
 		return err
@@ -237,20 +260,27 @@ func (b *RedisBroker) dispatch(ctx context.Context, h BrokerHandler, last *Posit
 				}
 			}
 		}
-		*last = m.Pos
-		h.HandleMessage(m)
+		b.deliver(h, last, m)
 	}
 	return nil
 }
 
 // recover delivers records after *last up to `upto` (0 = head) from the list. When history cannot serve them the
-// handler will simply see the jump.
+// handler will simply see the jump. A head below *last in the same epoch is a log that went back: the head call
+// starts a new epoch then (luaHead), so no offset the handler has seen is ever reused for another record.
 func (b *RedisBroker) recover(ctx context.Context, h BrokerHandler, last *Position, upto uint64) error {
 	for {
 		msgs, head, err := b.history(ctx, *last, 1000)
 		if errors.Is(err, ErrHistoryUnavailable) {
+			if head.Epoch == last.Epoch && head.Offset < last.Offset {
+				if head, err = b.head(ctx); err != nil {
+					return err
+				}
+				b.log.Warn("relay: redis log went back; started a new epoch", "seen", formatID(*last),
+					"head", formatID(head))
+			}
 			if head.Epoch != last.Epoch || upto == 0 {
-				*last = head // the next live record is taken as is
+				b.setLast(last, head) // the next live record is taken as is
 			}
 			return nil
 		}
@@ -261,8 +291,7 @@ func (b *RedisBroker) recover(ctx context.Context, h BrokerHandler, last *Positi
 			if upto != 0 && m.Pos.Offset > upto {
 				return nil
 			}
-			*last = m.Pos
-			h.HandleMessage(m)
+			b.deliver(h, last, m)
 		}
 		if len(msgs) == 0 || last.Offset >= head.Offset || (upto != 0 && last.Offset >= upto) {
 			return nil
@@ -293,8 +322,9 @@ func (b *RedisBroker) Publish(ctx context.Context, data []byte) (Position, error
 	if err := b.check(); err != nil {
 		return Position{}, err
 	}
+	seen := b.lastSeen()
 	res, err := luaPublish.Run(ctx, b.rdb, b.logKeys(), newEpoch(), time.Now().UnixMilli(), data,
-		b.cfg.HistorySize, b.cfg.HistoryTTL.Milliseconds(), b.chann).StringSlice()
+		b.cfg.HistorySize, b.cfg.HistoryTTL.Milliseconds(), b.chann, seen.Epoch, seen.Offset).StringSlice()
 	if err != nil {
 		return Position{}, b.unavailable(err)
 	}
@@ -342,18 +372,13 @@ func (b *RedisBroker) Head(ctx context.Context) (Position, error) {
 }
 
 func (b *RedisBroker) head(ctx context.Context) (Position, error) {
-	vals, err := b.rdb.MGet(ctx, b.key("epoch"), b.key("head")).Result()
+	seen := b.lastSeen()
+	res, err := luaHead.Run(ctx, b.rdb, b.logKeys(), newEpoch(), seen.Epoch, seen.Offset).StringSlice()
 	if err != nil {
 		return Position{}, b.unavailable(err)
 	}
-	var p Position
-	if s, ok := vals[0].(string); ok {
-		p.Epoch = s
-	}
-	if s, ok := vals[1].(string); ok {
-		p.Offset, _ = strconv.ParseUint(s, 10, 64)
-	}
-	return p, nil
+	off, _ := strconv.ParseUint(res[1], 10, 64)
+	return Position{Offset: off, Epoch: res[0]}, nil
 }
 
 func (b *RedisBroker) Join(ctx context.Context, room, user string, maxRooms int, ttl time.Duration) (uint64, error) {

@@ -9,9 +9,15 @@ import "github.com/redis/go-redis/v9"
 // Log records, on the channel and in the list, are the text  e<epoch>:<offset>:<unix ms>:<data>.
 // Membership announcements are  m<json MembershipChange>.
 
-// KEYS: epoch, head, log. ARGV: new epoch (used if none), unix ms, data, history size, history ttl ms, channel.
+// KEYS: epoch, head, log. ARGV: new epoch (used if none), unix ms, data, history size, history ttl ms, channel,
+// seen epoch, seen offset (the newest position this node has delivered). A head below what a node has seen in
+// the same epoch means the log went back (a restore from a snapshot, a failover to a lagging replica): offsets
+// would be reused for other records, so the log starts a new epoch instead (see luaHead).
 var luaPublish = redis.NewScript(`
 local epoch = redis.call('GET', KEYS[1])
+if epoch and epoch == ARGV[7] and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[8]) then
+  epoch = false
+end
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
@@ -24,6 +30,23 @@ redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], msg)
 return {epoch, tostring(off)}
+`)
+
+// KEYS: epoch, head, log. ARGV: new epoch (used if none), seen epoch, seen offset (as for luaPublish). Returns
+// {epoch, head}. An empty log gets its epoch here too, not only at the first Publish: a stream that starts on an
+// empty log then holds "<epoch>-0", a position it can resume from, instead of "-0", which names no log. A log
+// that went back below the seen position starts a new epoch, as in luaPublish.
+var luaHead = redis.NewScript(`
+local epoch = redis.call('GET', KEYS[1])
+if epoch and epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then
+  epoch = false
+end
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+return {epoch, redis.call('GET', KEYS[2]) or '0'}
 `)
 
 // KEYS: epoch, head, log. ARGV: after epoch, after offset, limit.

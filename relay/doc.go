@@ -20,13 +20,28 @@
 // big-room fan-out of per-room channels (one append, one publish, local filtering) and the single-offset resume
 // of per-user streams. Its costs: every node sees every record (fine for the node counts a chat server runs;
 // Redis pub/sub sends the same bytes to each node once), history is shared by all users (its size is a count of
-// records, not per user), and replay filters records it does not send. A resume that reaches further back than
-// history (size HistorySize, age HistoryTTL) just continues live; the browser reloads on open anyway.
+// records, not per user), and replay filters records it does not send.
+//
+// # Resume that cannot lie
+//
+// A Last-Event-ID is resumed only when the log provably holds everything after it: same epoch, not past the
+// head (a client ahead of this node is checked against the broker's head: the node may just lag), and history
+// (the ring, else the broker) still holding the next record. Anything else (past the head, another epoch, an
+// empty log's "-0", older than history, not an id of ours) is "cannot resume", and the client is told the ways
+// sse.md allows: CONNECTED carries the current id instead of the client's, and a reload hint follows for each
+// joined room (up to 20, latest joins first; NEW_MESSAGE with shouldReloadMessages and that conversation_id, no
+// id line; the frontend then
+// reloads the open conversation, or the conversation list). Then it continues live. CONNECTED always has its
+// own id: on a resume it is the client's position with a ".<n>" suffix ("e-7.1", then "e-7.2"), never an id
+// the client already holds. An empty log has an epoch from the first Head on, so a stream that starts on it
+// holds a resumable "<epoch>-0". A Redis log whose head went back below what a node has delivered (a restore
+// from a snapshot, a lagging replica) starts a new epoch at that node's next publish or reconnect instead of
+// reusing offsets. relay_resumes_total counts each outcome.
 //
 // # Ordering and no loss between replay and live
 //
 // ServeStream registers the stream first (it starts receiving live records into its bounded queue), notes the
-// node's position p0, writes CONNECTED (id = the resume point), loads the user's rooms from the broker if this is
+// node's position p0, judges the Last-Event-ID, writes CONNECTED (its id names the start point), loads the user's rooms from the broker if this is
 // the user's first stream on the node, then takes the node's position p1 and replays (start, p1] from the ring.
 // Live records at or below p1 found on the queue afterwards are skipped, so nothing is lost and nothing is sent
 // twice (mercure's "register, snapshot, replay, ready").
@@ -59,7 +74,7 @@
 // # Use
 //
 //	hub := relay.NewHub(broker, relay.HubConfig{DetachHTTP1: true}, log, prometheus.DefaultRegisterer)
-//	hub.Start(ctx)                                     // subscribe; keeps going if the broker is down
+//	hub.Start(ctx)                                     // before serving; keeps going if the broker is down
 //	hub.ServeStream(w, r, internalUserID, tokenExpiry) // GET /api/events, after authentication
 //	hub.Join(ctx, conversationID, internalUserID)      // messages/load, conversations/join|create
 //	hub.PublishToRoom(ctx, conversationID, relay.NewMessageEvent(row),

@@ -10,14 +10,17 @@ func frameHead(typ string) []byte {
 	return []byte("event: " + typ + "\ndata: {\"type\":\"" + typ + "\",\"timestamp\":\"")
 }
 
-// frameTail ends the data line and adds the id (and retry, when > 0) lines and the blank line.
+// frameTail ends the data line and adds the id (when not "") and retry (when > 0) lines and the blank line.
 func frameTail(data []byte, id string, retry time.Duration) []byte {
 	b := make([]byte, 0, len(data)+len(id)+48)
 	b = append(b, `","data":`...)
 	b = append(b, data...)
-	b = append(b, "}\nid: "...)
-	b = append(b, id...)
-	b = append(b, '\n')
+	b = append(b, "}\n"...)
+	if id != "" {
+		b = append(b, "id: "...)
+		b = append(b, id...)
+		b = append(b, '\n')
+	}
 	if retry > 0 {
 		b = append(b, "retry: "...)
 		b = strconv.AppendInt(b, retry.Milliseconds(), 10)
@@ -53,21 +56,50 @@ func appendRetry(b []byte, d time.Duration) []byte {
 // a newline or a NUL (which would make browsers ignore the id).
 func formatID(p Position) string { return p.Epoch + "-" + strconv.FormatUint(p.Offset, 10) }
 
+// formatConnectedID is CONNECTED's id: the position the stream starts from, plus ".<gen>" when gen > 0. A stream
+// resumed from the client's own position must not hand that same id back (one id would then name two events),
+// so each resume from a position bumps gen: "e-7" (an event), then "e-7.1", "e-7.2" for CONNECTEDs resuming
+// there. The suffix means nothing else: "e-7.2" resumes exactly like "e-7".
+func formatConnectedID(p Position, gen uint32) string {
+	if gen == 0 {
+		return formatID(p)
+	}
+	return formatID(p) + "." + strconv.FormatUint(uint64(gen), 10)
+}
+
 // parseID reads a Last-Event-ID. Anything malformed (or with control characters) is "no position".
 func parseID(s string) (Position, bool) {
+	p, _, ok := parseEventID(s)
+	return p, ok
+}
+
+// parseEventID reads a Last-Event-ID as formatConnectedID writes it: the position and the CONNECTED generation
+// (0 for an event's id).
+func parseEventID(s string) (Position, uint32, bool) {
+	if len(s) > 64 {
+		return Position{}, 0, false
+	}
+	var gen uint32
+	if j := strings.IndexByte(s, '.'); j >= 0 {
+		g, err := strconv.ParseUint(s[j+1:], 10, 32)
+		if err != nil || g == 0 {
+			return Position{}, 0, false
+		}
+		s, gen = s[:j], uint32(g)
+	}
 	i := strings.LastIndexByte(s, '-')
-	if i < 0 || len(s) > 64 {
-		return Position{}, false
+	if i < 0 {
+		return Position{}, 0, false
 	}
 	for j := 0; j < i; j++ {
 		c := s[j]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return Position{}, false
+			return Position{}, 0, false
 		}
 	}
 	off, err := strconv.ParseUint(s[i+1:], 10, 64)
 	if err != nil {
-		return Position{}, false
+		return Position{}, 0, false
 	}
-	return Position{Offset: off, Epoch: s[:i]}, true
+	return Position{Offset: off, Epoch: s[:i]}, gen, true
 }

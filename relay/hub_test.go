@@ -263,8 +263,8 @@ func TestResumeWithLastEventID(t *testing.T) {
 	mustPublish(t, h, "r", textEvent("E", "m3"), PublishOptions{})
 
 	c2 := dial(t, srv.URL, "u", last)
-	if ev := c2.next(t); ev.Event != "CONNECTED" || ev.ID != last {
-		t.Fatalf("first event %v, want CONNECTED with id %s", ev, last)
+	if ev := c2.next(t); ev.Event != "CONNECTED" || ev.ID != last+".1" {
+		t.Fatalf("first event %v, want CONNECTED with its own id %s.1 (the position %s, not the client's id)", ev, last, last)
 	}
 	mustPublish(t, h, "r", textEvent("E", "live"), PublishOptions{})
 	marker(t, h, "u", "m")
@@ -286,14 +286,15 @@ func TestResumeWithLastEventID(t *testing.T) {
 			t.Errorf("event %d = %s, want %s", i, got[i], want[i])
 		}
 	}
-	// A position from another epoch (a restarted broker) cannot be resumed: just continue.
+	// A position from another epoch (a restarted broker) cannot be resumed: the client is told (CONNECTED with the
+	// current id, a reload hint for its room), and nothing is replayed.
 	c3 := dial(t, srv.URL, "u", "zzzzzz-1")
-	if ev := c3.next(t); ev.Event != "CONNECTED" {
+	if ev := c3.next(t); ev.Event != "CONNECTED" || ev.ID == "zzzzzz-1" {
 		t.Fatalf("got %v", ev)
 	}
 	marker(t, h, "u", "m3")
-	if got := c3.until(t, "m3"); len(got) != 0 {
-		t.Fatalf("foreign epoch replayed %v", got)
+	if got := c3.until(t, "m3"); len(got) != 1 || !isReloadHint(got[0], "r") {
+		t.Fatalf("foreign epoch: got %v, want only a reload hint for r", got)
 	}
 }
 
@@ -308,7 +309,9 @@ func TestResumeGapOlderThanHistoryContinues(t *testing.T) {
 		}
 	}
 	c := dial(t, srv.URL, "u", b.epoch+"-1")
-	c.next(t)
+	if ev := c.next(t); ev.ID != b.epoch+"-10" {
+		t.Fatalf("CONNECTED %v, want the current id %s-10 (the client's position cannot be resumed)", ev, b.epoch)
+	}
 	marker(t, h, "u", "m")
 	if got := c.until(t, "m"); len(got) != 0 {
 		t.Fatalf("replayed %d events from beyond history", len(got))

@@ -14,6 +14,7 @@ type metrics struct {
 	published    *prometheus.CounterVec
 	delivered    prometheus.Counter
 	replayed     prometheus.Counter
+	resumes      *prometheus.CounterVec
 	slowCloses   prometheus.Counter
 	brokerErrors *prometheus.CounterVec
 	publishDur   prometheus.Histogram
@@ -32,6 +33,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Event frames written to streams (live and replayed)."}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_events_replayed_total",
 			Help: "Event frames written from history on resume."}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_resumes_total",
+			Help: "Streams that came with a Last-Event-ID, by result (resumed, or why not: malformed, empty_log, " +
+				"unknown_epoch, past_head, trimmed, epoch_changed; the client was then told to reload)."}, []string{"result"}),
 		slowCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_slow_consumer_closes_total",
 			Help: "Streams closed because their queue overflowed."}),
 		brokerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_broker_errors_total",
@@ -44,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.streams, m.rejected, m.published, m.delivered, m.replayed,
+	for _, c := range []prometheus.Collector{m.streams, m.rejected, m.published, m.delivered, m.replayed, m.resumes,
 		m.slowCloses, m.brokerErrors, m.publishDur, m.brokerLag} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -66,6 +66,20 @@ func (g *ring) since(after Position, upto uint64, now time.Time) ([]*record, boo
 	return out, true
 }
 
+// covers reports whether the ring can replay everything after `after` (up to its newest record) without a gap,
+// within the TTL.
+func (g *ring) covers(after Position, now time.Time) bool {
+	if g.n == 0 {
+		return false
+	}
+	first := g.at(0)
+	if first.pos.Epoch != after.Epoch || after.Offset+1 < first.pos.Offset {
+		return false
+	}
+	i := int(min(after.Offset+1-first.pos.Offset, uint64(g.n)))
+	return i == g.n || now.Sub(g.at(i).at) <= g.ttl
+}
+
 // firstOffset is the offset of the oldest record kept, or ifEmpty.
 func (g *ring) firstOffset(ifEmpty uint64) uint64 {
 	if g.n == 0 {

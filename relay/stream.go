@@ -89,17 +89,13 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, st streamStart) {
 	if st.load { // whatever happens to this stream, the user's other streams wait for these rooms
 		defer h.loadRooms(ctx, s.u)
 	}
-	// Resume point: the client's Last-Event-ID when it is of the current epoch (or when this node has not seen
-	// any record yet, so cannot tell), else the node's position now. replay decides again with a later position.
-	lei, leiOK := parseID(st.lastID)
-	start := p0
-	if leiOK && (lei.Epoch == p0.Epoch || p0.Epoch == "") {
-		start = lei
-	}
+	// The Last-Event-ID is judged before CONNECTED, whose id says where this stream starts: the client's own
+	// position (resumed, with a fresh id) or the node's current one (cannot resume; see resume.go).
+	plan := h.planResume(ctx, p0, st.lastID)
 	now := h.cfg.Now()
 	ts := appendTimestamp(nil, now)
 	connected := &record{head: frameHead(TypeConnected),
-		tail: frameTail(connectedData(st.userID, string(ts)), formatID(start), h.cfg.Retry)}
+		tail: frameTail(connectedData(st.userID, string(ts)), plan.connID, h.cfg.Retry)}
 	if fw.write(appendFrame(nil, connected, now)) != nil {
 		return
 	}
@@ -116,20 +112,18 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, st streamStart) {
 			return
 		}
 	}
-	if !leiOK {
-		lei = Position{}
-	}
-	skip, ok := h.replay(ctx, fw, s.u, lei, p0)
+	skip, ok := h.replay(ctx, fw, s.u, plan, p0)
 	if !ok {
 		return
 	}
 	h.loop(ctx, fw, s, skip, st.expires)
 }
 
-// replay writes the records addressed to the user between start and the node's current position and returns the
-// position up to which live records on the queue are duplicates (register-before-replay: the stream was already
-// receiving live records while this ran, mercure's liveQueue idea).
-func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, lei, p0 Position) (Position, bool) {
+// replay writes the records addressed to the user between the plan's position and the node's current one, after
+// reload hints when the client's position cannot be resumed (as planned, or found here: history trimmed, epoch
+// changed meanwhile). It returns the position up to which live records on the queue are duplicates
+// (register-before-replay: the stream was already receiving live records while this ran, mercure's liveQueue).
+func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, plan resumePlan, p0 Position) (Position, bool) {
 	now := time.Now()
 	h.mu.Lock()
 	p1 := h.pos
@@ -137,41 +131,47 @@ func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, lei, p0
 	for k, v := range us.rooms {
 		rooms[k] = v
 	}
-	h.mu.Unlock()
-	if p1.Epoch == "" { // this node has seen no record yet: nothing to replay; trust the client's position
-		if lei.Epoch != "" {
-			return lei, true
+	start := plan.from
+	if p1.Epoch != "" && (start.Epoch == "" || start.Epoch != p1.Epoch) {
+		// Registered before this node had seen any record, or the epoch changed since: every record of the
+		// current epoch this node holds arrived after registration and counts.
+		if start.Epoch != "" && plan.outcome == resumeOK {
+			plan.outcome = resumeEpochChanged
 		}
-		return p1, true
-	}
-	start := p0
-	if lei.Epoch == p1.Epoch {
-		start = lei
-	}
-	h.mu.Lock()
-	if start.Epoch == "" { // registered before this node had seen any record: everything it has seen since counts
 		start = Position{Epoch: p1.Epoch, Offset: h.ring.firstOffset(p1.Offset+1) - 1}
 	}
-	if start.Epoch != p1.Epoch { // the log changed epoch meanwhile: nothing from before can be resumed
-		h.mu.Unlock()
-		return p1, true
+	var recs []*record
+	ok := true
+	if p1.Epoch != "" {
+		recs, ok = h.ring.since(start, p1.Offset, now)
 	}
-	recs, ok := h.ring.since(start, p1.Offset, now)
 	h.mu.Unlock()
 	if !ok {
 		recs, ok = h.brokerHistory(ctx, start, p1.Offset)
 	}
-	if !ok && start != p0 && p0.Epoch == p1.Epoch { // the gap is older than history: just continue
+	if !ok && start != p0 && p0.Epoch == p1.Epoch { // the gap is older than history: continue from p0
+		start = p0
 		h.mu.Lock()
-		recs, _ = h.ring.since(p0, p1.Offset, now)
+		recs, ok = h.ring.since(p0, p1.Offset, now)
 		h.mu.Unlock()
 	}
-	skip := p1
-	skip.Offset = max(skip.Offset, start.Offset)
+	if start != plan.from && plan.outcome == resumeOK {
+		plan.outcome = resumeTrimmed
+	}
+	if plan.outcome != resumeNone {
+		h.m.resumes.WithLabelValues(plan.outcome).Inc()
+	}
+	skip := start // nothing replayed: every queued record after start is new
+	if ok && start.Epoch == p1.Epoch {
+		skip.Offset = max(p1.Offset, start.Offset)
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	b := (*bp)[:0]
 	defer func() { *bp = b[:0] }()
+	if plan.outcome != resumeNone && plan.outcome != resumeOK {
+		b = appendReloadHints(b, rooms, h.cfg.Now())
+	}
 	for _, rec := range recs {
 		off, member := rooms[rec.room]
 		if rec.kind == 0 || !rec.addressedTo(us.id, off, member) {
