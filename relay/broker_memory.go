@@ -10,8 +10,13 @@ import (
 // MemoryBrokerConfig configures a MemoryBroker; zero fields take the defaults.
 type MemoryBrokerConfig struct {
 	HistorySize int           // records kept for History (default DefaultHistorySize)
-	HistoryTTL  time.Duration // records older than this are not served (default DefaultHistoryTTL)
+	HistoryTTL  time.Duration // records older than this are not served, and dropped (default DefaultHistoryTTL)
+	// HistoryMaxBytes bounds the bytes of the records kept (default DefaultHistoryMaxBytes); the oldest go first.
+	HistoryMaxBytes int64
 }
+
+// messageOverhead approximates what a kept Message costs beyond its data (the slot, the epoch string header).
+const messageOverhead = 64
 
 // MemoryBroker is the single-node Broker: a mutex, a ring of recent records and a map of memberships. It is the
 // default when no Redis is configured and the reference the Redis broker is tested against.
@@ -25,6 +30,8 @@ type MemoryBroker struct {
 	head    uint64
 	ring    []Message // ring[i%len] holds offset i+1 ... kept contiguous: oldest = head-n+1
 	n       int
+	bytes   int64 // of the n records kept
+	evicted [numEvictReasons]uint64
 	members map[string]*memMember      // user → membership
 	rooms   map[string]map[string]bool // room → users (reverse index, for CloseRoom)
 	stop    chan struct{}
@@ -44,6 +51,9 @@ func NewMemoryBroker(cfg MemoryBrokerConfig) *MemoryBroker {
 	}
 	if cfg.HistoryTTL <= 0 {
 		cfg.HistoryTTL = DefaultHistoryTTL
+	}
+	if cfg.HistoryMaxBytes <= 0 {
+		cfg.HistoryMaxBytes = DefaultHistoryMaxBytes
 	}
 	return &MemoryBroker{
 		cfg: cfg, epoch: newEpoch(), ring: make([]Message, cfg.HistorySize),
@@ -126,14 +136,51 @@ func (b *MemoryBroker) Publish(ctx context.Context, data []byte) (Position, erro
 	}
 	b.head++
 	m := Message{Pos: Position{Offset: b.head, Epoch: b.epoch}, Time: time.Now().Truncate(time.Millisecond), Data: data}
-	b.ring[(b.head-1)%uint64(len(b.ring))] = m
-	if b.n < len(b.ring) {
-		b.n++
-	}
+	b.keepLocked(m)
 	if b.h != nil {
 		b.h.HandleMessage(m)
 	}
 	return m.Pos, nil
+}
+
+// keepLocked adds m (offset b.head) to the history, first dropping the oldest records that are beyond the
+// history's age, count or byte budget. Dropped slots are cleared at once, so their data can be collected. A record
+// larger than the whole budget leaves the history empty (the log stays contiguous: nothing before it is kept).
+func (b *MemoryBroker) keepLocked(m Message) {
+	size := int64(len(m.Data)) + messageOverhead
+	cutoff := m.Time.Add(-b.cfg.HistoryTTL)
+	for b.n > 0 {
+		slot := &b.ring[(b.head-1-uint64(b.n))%uint64(len(b.ring))] // the oldest: offset head-n
+		why := -1
+		switch {
+		case slot.Time.Before(cutoff):
+			why = evictAge
+		case b.n == len(b.ring):
+			why = evictCount
+		case b.bytes+size > b.cfg.HistoryMaxBytes:
+			why = evictBytes
+		}
+		if why < 0 {
+			break
+		}
+		b.bytes -= int64(len(slot.Data)) + messageOverhead
+		*slot = Message{}
+		b.n--
+		b.evicted[why]++
+	}
+	if size > b.cfg.HistoryMaxBytes {
+		b.evicted[evictBytes]++
+		return
+	}
+	b.ring[(b.head-1)%uint64(len(b.ring))] = m
+	b.n++
+	b.bytes += size
+}
+
+func (b *MemoryBroker) historyStats() historyStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return historyStats{records: int64(b.n), bytes: b.bytes, evicted: b.evicted}
 }
 
 func (b *MemoryBroker) History(ctx context.Context, after Position, limit int) ([]Message, Position, error) {

@@ -20,7 +20,10 @@ type RedisBrokerConfig struct {
 	// Prefix starts every key and the channel name (default "relay:"). Put a {hash tag} in it for Redis Cluster.
 	Prefix      string
 	HistorySize int           // records kept in the log list (default DefaultHistorySize)
-	HistoryTTL  time.Duration // records older than this are not served (default DefaultHistoryTTL)
+	HistoryTTL  time.Duration // records older than this are not served, and trimmed (default DefaultHistoryTTL)
+	// HistoryMaxBytes bounds the bytes of the log list (default DefaultHistoryMaxBytes): the oldest records are
+	// trimmed first. It counts the records' bytes, not Redis's own overhead per list entry (tens of bytes).
+	HistoryMaxBytes int64
 	// RoomIndexTTL bounds how long a room's reverse index (used only by CloseRoom) outlives its last join
 	// (default 24h). Stale entries are harmless.
 	RoomIndexTTL time.Duration
@@ -44,6 +47,8 @@ type RedisBroker struct {
 	healthy  atomic.Bool
 	seenMu   sync.Mutex
 	seen     Position // the newest position delivered to the handler (guarded by seenMu)
+	statsMu  sync.Mutex
+	stats    historyStats // the log's numbers as of this node's last publish (guarded by statsMu)
 	closed   atomic.Bool
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -79,6 +84,9 @@ func NewRedisBroker(rdb redis.UniversalClient, cfg RedisBrokerConfig) *RedisBrok
 	if cfg.HistoryTTL <= 0 {
 		cfg.HistoryTTL = DefaultHistoryTTL
 	}
+	if cfg.HistoryMaxBytes <= 0 {
+		cfg.HistoryMaxBytes = DefaultHistoryMaxBytes
+	}
 	if cfg.RoomIndexTTL <= 0 {
 		cfg.RoomIndexTTL = 24 * time.Hour
 	}
@@ -110,7 +118,7 @@ func (b *RedisBroker) lastSeen() Position {
 
 func (b *RedisBroker) key(s string) string { return b.cfg.Prefix + s }
 func (b *RedisBroker) logKeys() []string {
-	return []string{b.key("epoch"), b.key("head"), b.key("log")}
+	return []string{b.key("epoch"), b.key("head"), b.key("log"), b.key("logbytes")}
 }
 
 // unavailable turns a Redis error into one wrapping ErrBrokerUnavailable (context errors pass through).
@@ -324,12 +332,32 @@ func (b *RedisBroker) Publish(ctx context.Context, data []byte) (Position, error
 	}
 	seen := b.lastSeen()
 	res, err := luaPublish.Run(ctx, b.rdb, b.logKeys(), newEpoch(), time.Now().UnixMilli(), data,
-		b.cfg.HistorySize, b.cfg.HistoryTTL.Milliseconds(), b.chann, seen.Epoch, seen.Offset).StringSlice()
+		b.cfg.HistorySize, b.cfg.HistoryTTL.Milliseconds(), b.chann, seen.Epoch, seen.Offset,
+		b.cfg.HistoryMaxBytes).StringSlice()
 	if err != nil {
 		return Position{}, b.unavailable(err)
 	}
+	if len(res) < 7 {
+		return Position{}, fmt.Errorf("%w: publish script answered %d values", ErrBrokerUnavailable, len(res))
+	}
 	off, _ := strconv.ParseUint(res[1], 10, 64)
+	var n [5]int64
+	for i := range n {
+		n[i], _ = strconv.ParseInt(res[2+i], 10, 64)
+	}
+	b.statsMu.Lock()
+	b.stats.records, b.stats.bytes = n[0], n[1]
+	b.stats.evicted[evictCount] += uint64(n[2])
+	b.stats.evicted[evictBytes] += uint64(n[3])
+	b.stats.evicted[evictAge] += uint64(n[4])
+	b.statsMu.Unlock()
 	return Position{Offset: off, Epoch: res[0]}, nil
+}
+
+func (b *RedisBroker) historyStats() historyStats {
+	b.statsMu.Lock()
+	defer b.statsMu.Unlock()
+	return b.stats
 }
 
 func (b *RedisBroker) History(ctx context.Context, after Position, limit int) ([]Message, Position, error) {

@@ -9,10 +9,15 @@ import "github.com/redis/go-redis/v9"
 // Log records, on the channel and in the list, are the text  e<epoch>:<offset>:<unix ms>:<data>.
 // Membership announcements are  m<json MembershipChange>.
 
-// KEYS: epoch, head, log. ARGV: new epoch (used if none), unix ms, data, history size, history ttl ms, channel,
-// seen epoch, seen offset (the newest position this node has delivered). A head below what a node has seen in
-// the same epoch means the log went back (a restore from a snapshot, a failover to a lagging replica): offsets
-// would be reused for other records, so the log starts a new epoch instead (see luaHead).
+// KEYS: epoch, head, log, log bytes. ARGV: new epoch (used if none), unix ms, data, history size, history ttl ms,
+// channel, seen epoch, seen offset (the newest position this node has delivered), history max bytes.
+// Returns {epoch, offset, records kept, bytes kept, evicted by count, by bytes, by age}.
+//
+// A head below what a node has seen in the same epoch means the log went back (a restore from a snapshot, a
+// failover to a lagging replica): offsets would be reused for other records, so the log starts a new epoch
+// instead (see luaHead). The list is trimmed from its oldest end by count, bytes (the sum of the records' lengths,
+// kept in its own key) and age, so it stays contiguous up to the head; a record larger than the whole byte
+// budget is published but not kept. The list and its byte count expire together when the log is idle.
 var luaPublish = redis.NewScript(`
 local epoch = redis.call('GET', KEYS[1])
 if epoch and epoch == ARGV[7] and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[8]) then
@@ -21,18 +26,40 @@ end
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 end
 local off = redis.call('INCR', KEYS[2])
 local msg = 'e' .. epoch .. ':' .. off .. ':' .. ARGV[2] .. ':' .. ARGV[3]
+if redis.call('EXISTS', KEYS[4]) == 0 then -- a list of unknown bytes (kept before byte counting) is dropped
+  redis.call('UNLINK', KEYS[3])
+end
 redis.call('RPUSH', KEYS[3], msg)
-redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
+local bytes = redis.call('INCRBY', KEYS[4], #msg)
+local n = redis.call('LLEN', KEYS[3])
+local maxn, maxb = tonumber(ARGV[4]), tonumber(ARGV[9])
+local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[5])
+local ev = {0, 0, 0}
+while n > 0 do
+  local why = 0
+  if n > maxn then why = 1
+  elseif bytes > maxb then why = 2
+  else
+    local ms = tonumber(string.match(redis.call('LINDEX', KEYS[3], 0), '^e[^:]*:%d+:(%d+):'))
+    if ms and ms < cutoff then why = 3 end
+  end
+  if why == 0 then break end
+  bytes = bytes - #redis.call('LPOP', KEYS[3])
+  n = n - 1
+  ev[why] = ev[why] + 1
+end
+redis.call('SET', KEYS[4], bytes)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
 redis.call('PUBLISH', ARGV[6], msg)
-return {epoch, tostring(off)}
+return {epoch, tostring(off), tostring(n), tostring(bytes), tostring(ev[1]), tostring(ev[2]), tostring(ev[3])}
 `)
 
-// KEYS: epoch, head, log. ARGV: new epoch (used if none), seen epoch, seen offset (as for luaPublish). Returns
+// KEYS: epoch, head, log, log bytes. ARGV: new epoch (used if none), seen epoch, seen offset (as for luaPublish). Returns
 // {epoch, head}. An empty log gets its epoch here too, not only at the first Publish: a stream that starts on an
 // empty log then holds "<epoch>-0", a position it can resume from, instead of "-0", which names no log. A log
 // that went back below the seen position starts a new epoch, as in luaPublish.
@@ -44,7 +71,7 @@ end
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 end
 return {epoch, redis.call('GET', KEYS[2]) or '0'}
 `)

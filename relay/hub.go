@@ -23,6 +23,7 @@ const (
 	DefaultMaxRoomsPerUser   = 500
 	DefaultHistorySize       = 10000
 	DefaultHistoryTTL        = 5 * time.Minute
+	DefaultHistoryMaxBytes   = 64 << 20
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultShutdownGrace     = 5 * time.Second
 )
@@ -38,8 +39,12 @@ type HubConfig struct {
 	MaxRoomsPerUser   int           // joining one more drops the oldest-joined room
 	HistorySize       int           // records this node keeps for resume
 	HistoryTTL        time.Duration // older records are not replayed
-	WriteTimeout      time.Duration // deadline of each write+flush to a stream
-	ShutdownGrace     time.Duration // Shutdown's wait when its ctx has no deadline
+	// HistoryMaxBytes bounds the bytes of the records this node keeps for resume (the oldest go first), so that
+	// large events cannot pin memory for HistoryTTL. Size the broker's budget (MemoryBrokerConfig,
+	// RedisBrokerConfig) alike: a resume the node's ring cannot serve is served from there.
+	HistoryMaxBytes int64
+	WriteTimeout    time.Duration // deadline of each write+flush to a stream
+	ShutdownGrace   time.Duration // Shutdown's wait when its ctx has no deadline
 	// Presence announces USER_ONLINE to the rooms a user has joined when the user's first stream on this node
 	// opens (once the rooms are loaded), and USER_OFFLINE when the last one closes. Per node: a user with
 	// streams on two nodes is announced offline when one node loses its last stream (additive events, which the
@@ -76,6 +81,9 @@ func (c HubConfig) withDefaults() HubConfig {
 	setInt(&c.MaxRoomsPerUser, DefaultMaxRoomsPerUser)
 	setInt(&c.HistorySize, DefaultHistorySize)
 	setDur(&c.HistoryTTL, DefaultHistoryTTL)
+	if c.HistoryMaxBytes <= 0 {
+		c.HistoryMaxBytes = DefaultHistoryMaxBytes
+	}
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
 	if c.Now == nil {
@@ -137,8 +145,12 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 		log.Error("relay: metrics not registered", "err", err)
 		m, _ = newMetrics(nil)
 	}
-	return &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
-		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL)}
+	h := &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
+		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL, cfg.HistoryMaxBytes)}
+	if err := registerCollector(reg, &historyCollector{h: h}); err != nil {
+		log.Error("relay: history metrics not registered", "err", err)
+	}
+	return h
 }
 
 // Start subscribes to the broker and starts the membership keep-alive loop until ctx ends or Shutdown; it returns

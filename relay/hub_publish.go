@@ -19,7 +19,7 @@ func (h *Hub) HandleMessage(m Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.pos = m.Pos
-	h.ring.add(rec)
+	h.ring.add(rec, time.Now())
 	h.fanoutLocked(rec)
 }
 

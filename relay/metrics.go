@@ -59,3 +59,66 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// historyStats are a history's numbers: records and bytes kept, records evicted by reason.
+type historyStats struct {
+	records, bytes int64
+	evicted        [numEvictReasons]uint64
+}
+
+// historyStater is implemented by the brokers of this package. The Redis broker's numbers are as of this node's
+// last publish, and its evictions those this node's publishes made (sum them over nodes).
+type historyStater interface{ historyStats() historyStats }
+
+var (
+	historyRecordsDesc = prometheus.NewDesc("relay_history_records",
+		"Records kept for resume, by store (node: this node's ring; broker: the shared log).", []string{"store"}, nil)
+	historyBytesDesc = prometheus.NewDesc("relay_history_bytes",
+		"Bytes of the records kept for resume (approximate for node), by store.", []string{"store"}, nil)
+	historyEvictionsDesc = prometheus.NewDesc("relay_history_evictions_total",
+		"Records dropped from history, by store and reason (count, bytes, age, gap).", []string{"store", "reason"}, nil)
+)
+
+// historyCollector reads the history numbers at scrape time, so publishing pays nothing for them.
+type historyCollector struct{ h *Hub }
+
+func (c *historyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- historyRecordsDesc
+	ch <- historyBytesDesc
+	ch <- historyEvictionsDesc
+}
+
+func (c *historyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.h.mu.Lock()
+	g := c.h.ring
+	node := historyStats{records: int64(g.n), bytes: g.bytes, evicted: g.evicted}
+	c.h.mu.Unlock()
+	emitHistory(ch, "node", node)
+	if s, ok := c.h.b.(historyStater); ok {
+		emitHistory(ch, "broker", s.historyStats())
+	}
+}
+
+func emitHistory(ch chan<- prometheus.Metric, store string, s historyStats) {
+	ch <- prometheus.MustNewConstMetric(historyRecordsDesc, prometheus.GaugeValue, float64(s.records), store)
+	ch <- prometheus.MustNewConstMetric(historyBytesDesc, prometheus.GaugeValue, float64(s.bytes), store)
+	for i, reason := range evictReasons {
+		ch <- prometheus.MustNewConstMetric(historyEvictionsDesc, prometheus.CounterValue, float64(s.evicted[i]),
+			store, reason)
+	}
+}
+
+// registerCollector registers c on reg (nil: nothing), accepting an equal collector already there (several Hubs
+// in one process: the first one's numbers are shown).
+func registerCollector(reg prometheus.Registerer, c prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return err
+		}
+	}
+	return nil
+}

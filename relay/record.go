@@ -23,7 +23,15 @@ type record struct {
 	local bool      // delivered without the broker (it was down): not in any history, never deduplicated
 	head  []byte    // "event: T\ndata: {\"type\":\"T\",\"timestamp\":\""
 	tail  []byte    // "\",\"data\":<payload>}\nid: <id>\n\n"
+	size  int64     // the memory it holds, roughly: what the history's byte budget counts
 }
+
+// recordOverhead approximates a record's fixed cost (the struct, its slice and string headers, the allocator's
+// rounding); per participant, a string header and a set entry.
+const (
+	recordOverhead      = 256
+	participantOverhead = 64
+)
 
 // wireRecord is a record as it travels through the broker.
 type wireRecord struct {
@@ -62,6 +70,11 @@ func newRecord(w wireRecord, pos Position, at time.Time) *record {
 	}
 	r.head = frameHead(w.T)
 	r.tail = frameTail(w.D, formatID(pos), 0)
+	r.size = int64(recordOverhead + len(r.head) + len(r.tail) + len(r.room) + len(r.user) + len(r.exclude) +
+		len(r.typ))
+	for _, p := range r.parts {
+		r.size += int64(participantOverhead + len(p))
+	}
 	return r
 }
 

@@ -193,10 +193,12 @@ func (h *Hub) replay(ctx context.Context, sw frameWriter, us *userState, plan re
 	return skip, true
 }
 
-// brokerHistory reads (after, upto] from the broker's history, for resumes the node's ring cannot serve.
+// brokerHistory reads (after, upto] from the broker's history, for resumes the node's ring cannot serve. What it
+// holds is bounded like the ring (HistorySize records, HistoryMaxBytes): a range beyond that is not served.
 func (h *Hub) brokerHistory(ctx context.Context, after Position, upto uint64) ([]*record, bool) {
 	var out []*record
-	for after.Offset < upto && len(out) <= h.cfg.HistorySize {
+	var bytes int64
+	for after.Offset < upto && len(out) <= h.cfg.HistorySize && bytes <= h.cfg.HistoryMaxBytes {
 		msgs, _, err := h.b.History(ctx, after, min(int(upto-after.Offset), 1000))
 		if err != nil {
 			if !errors.Is(err, ErrHistoryUnavailable) {
@@ -216,6 +218,7 @@ func (h *Hub) brokerHistory(ctx context.Context, after Position, upto uint64) ([
 				rec = &record{pos: m.Pos, at: m.Time}
 			}
 			out = append(out, rec)
+			bytes += rec.size
 			after = m.Pos
 		}
 	}
