@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "relay_streams_open",
 			Help: "SSE streams currently open on this node."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_streams_rejected_total",
-			Help: "Streams refused, by reason (user_cap, node_cap, shutdown)."}, []string{"reason"}),
+			Help: "Streams refused, by reason (user_cap, node_cap, shutdown, not_started)."}, []string{"reason"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_events_published_total",
 			Help: "Events published through this node, by result (broker, local_fallback)."}, []string{"via"}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_events_delivered_total",
