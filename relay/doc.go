@@ -19,8 +19,8 @@
 // Why not per-room channels? Resume would need a position per room the user is in. The single log gives the cheap
 // big-room fan-out of per-room channels (one append, one publish, local filtering) and the single-offset resume
 // of per-user streams. Its costs: every node sees every record (fine for the node counts a chat server runs;
-// Redis pub/sub sends the same bytes to each node once), history is shared by all users (its size is a count of
-// records, not per user), and replay filters records it does not send.
+// Redis pub/sub sends the same bytes to each node once), history is shared by all users (bounded by the count,
+// bytes and age of its records, not per user), and replay filters records it does not send.
 //
 // # Resume that cannot lie
 //
