@@ -5,6 +5,8 @@
 # authentication, well-known keys (internal/devkeys).
 #
 #   scripts/stack.sh up|down|status|env
+#   scripts/stack.sh stop auth|storage|postgrest|redis [--keep]   (an outage, for the fault tests)
+#   scripts/stack.sh start auth|storage|postgrest|redis           (back on the same port)
 #
 # Environment:
 #   STACK_NAME      state lives in .stack/<name>/ (default "dev"; the dev stack also writes .stack/env).
@@ -74,6 +76,18 @@ pick_port() {
 		fi
 	done
 	die "no free port found"
+}
+
+# port_for NAME: the port NAME had before when it is free again (a service restarted by `start` keeps its address,
+# so the gateway and running suparelay nodes find it), else a random free one.
+port_for() {
+	local prev
+	prev=$(cat "$STATE/$1.port" 2>/dev/null || true)
+	if [[ $prev =~ ^[0-9]+$ ]] && ! port_in_use "$prev"; then
+		echo "$prev"
+		return
+	fi
+	pick_port ""
 }
 
 # dev_port PORT: PORT for the dev stack, nothing (= random) for the others.
@@ -395,7 +409,7 @@ start_auth() {
 		AUTH_URL="http://127.0.0.1:$AUTH_PORT"
 		return
 	fi
-	AUTH_PORT=$(pick_port "")
+	AUTH_PORT=$(port_for auth)
 	AUTH_URL="http://127.0.0.1:$AUTH_PORT"
 	auth_env "$DB_NAME" >"$STATE/auth.env"
 	local vars=()
@@ -411,7 +425,7 @@ start_storage() {
 		STORAGE_URL="http://127.0.0.1:$STORAGE_PORT"
 		return
 	fi
-	STORAGE_PORT=$(pick_port "")
+	STORAGE_PORT=$(port_for storage)
 	STORAGE_URL="http://127.0.0.1:$STORAGE_PORT"
 	svc_mkdir "$SVC_HOME/storage" "$SVC_HOME/home"
 	storage_env "$DB_NAME" >"$STATE/storage.env"
@@ -430,7 +444,7 @@ start_postgrest() {
 		POSTGREST_URL="http://127.0.0.1:$POSTGREST_PORT"
 		return
 	fi
-	POSTGREST_PORT=$(pick_port "")
+	POSTGREST_PORT=$(port_for postgrest)
 	POSTGREST_URL="http://127.0.0.1:$POSTGREST_PORT"
 	PGRST_DB_URI=$(db_url authenticator "$DB_NAME") \
 		PGRST_DB_SCHEMAS=public,storage \
@@ -488,6 +502,18 @@ redis_pings() {
 	[[ $reply == +PONG* ]]
 }
 
+# redis_save PORT: SAVE (a snapshot in the server's --dir, loaded by its next start), answered +OK.
+redis_save() {
+	local reply=""
+	{
+		exec 3<>"/dev/tcp/127.0.0.1/$1"
+		printf 'SAVE\r\n' >&3
+		IFS= read -r -t 30 reply <&3 || true
+		exec 3>&-
+	} 2>/dev/null || return 1
+	[[ $reply == +OK* ]]
+}
+
 # start_redis: a private redis-server, always — never silently one that happens to listen on 6379.
 start_redis() {
 	if [[ -n ${STACK_REDIS_URL:-} ]]; then
@@ -501,7 +527,7 @@ start_redis() {
 		return
 	fi
 	need_cmd redis-server redis-server
-	port=$(pick_port "")
+	port=$(port_for redis)
 	mkdir -p "$STATE/redis"
 	spawn redis redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$STATE/redis"
 	echo "$port" >"$STATE/redis.port"
@@ -718,6 +744,7 @@ cmd_down() {
 	stop_pid storage node
 	stop_pid auth auth
 	stop_pid redis redis-server
+	rm -f "$STATE/redis/dump.rdb" # down means the data is gone (only `stop redis --keep` keeps it)
 	stop_pg
 	[[ $quiet ]] || log "down"
 }
@@ -753,8 +780,54 @@ lock() {
 	flock -w 600 9 || die "another stack.sh holds $STATE/.lock"
 }
 
+# cmd_stop SERVICE [--keep]: stop one service of a running stack (the fault tests' outages). For redis, --keep first
+# writes a snapshot that the next start loads (a restart with persistence); without it the data is gone.
+cmd_stop() {
+	local svc=${1:-} keep=${2:-}
+	case $svc in
+	auth) stop_pid auth auth ;;
+	storage) stop_pid storage node ;;
+	postgrest) stop_pid postgrest postgrest ;;
+	redis)
+		local port
+		port=$(cat "$STATE/redis.port" 2>/dev/null || true)
+		if [[ $keep == --keep && -n $port ]]; then
+			redis_save "$port" || die "redis SAVE failed"
+		fi
+		stop_pid redis redis-server
+		[[ $keep == --keep ]] || rm -f "$STATE/redis/dump.rdb"
+		;;
+	*) die "stop: SERVICE must be auth, storage, postgrest or redis" ;;
+	esac
+}
+
+# cmd_start SERVICE: start one stopped service of a stack that is up, on the port it had.
+cmd_start() {
+	local svc=${1:-}
+	[[ -f $STATE/env ]] || die "start: the stack is not up"
+	SVC_HOME=$(svc_home)
+	STARTED=()
+	ensure_auth >/dev/null
+	ensure_storage >/dev/null
+	ensure_postgrest
+	ensure_node
+	build_devstack
+	choose_gateway_port
+	choose_app_port
+	start_pg >/dev/null
+	case $svc in
+	auth) start_auth ;;
+	storage) start_storage ;;
+	postgrest) start_postgrest ;;
+	redis) start_redis ;;
+	*) die "start: SERVICE must be auth, storage, postgrest or redis" ;;
+	esac
+}
+
 case ${1:-} in
 up) lock && cmd_up ;;
+stop) lock && cmd_stop "${2:-}" "${3:-}" ;;
+start) lock && cmd_start "${2:-}" ;;
 down) lock && cmd_down ;;
 status) cmd_status ;;
 env)
@@ -762,7 +835,7 @@ env)
 	cat "$STATE/env"
 	;;
 *)
-	echo "usage: STACK_NAME=<name> $0 up|down|status|env" >&2
+	echo "usage: STACK_NAME=<name> $0 up|down|status|env|stop SERVICE [--keep]|start SERVICE" >&2
 	exit 2
 	;;
 esac
