@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"net/http"
+
+	"github.com/qryptchat/suparelay/relay"
 )
 
 // events serves GET /api/events, the browser's only real-time channel (sse.md). Authentication comes from the
@@ -41,9 +43,6 @@ func (s *Server) eventsHead(w http.ResponseWriter, r *http.Request) {
 		s.dbFailure(w, r, err, "Internal server error")
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
+	relay.SetStreamHeaders(w.Header(), r.ProtoMajor)
 	w.WriteHeader(http.StatusOK)
 }

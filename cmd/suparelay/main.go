@@ -234,11 +234,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		if err := m.hub.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			m.log.Error("relay hub stopped", "err", err)
-		}
-	}()
+	// Started before Serve: a stream or a publish that reached a Hub not yet started would be refused.
+	if err := m.hub.Start(runCtx); err != nil {
+		return fmt.Errorf("relay hub: %w", err)
+	}
 	if m.webhooks != nil {
 		go func() {
 			if err := m.webhooks.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
