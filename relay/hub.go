@@ -105,6 +105,9 @@ type Hub struct {
 	shutting bool
 	wg       sync.WaitGroup // one per registered stream
 
+	resetReq      chan struct{} // one pending request to start a new epoch (events reached only this node)
+	lostPublishes atomic.Uint64 // events the broker refused, ever: tells resetLoop whether a request is stale
+
 	startOnce sync.Once
 	started   atomic.Bool        // set once Start has subscribed
 	stop      context.CancelFunc // guarded by mu
@@ -138,7 +141,8 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 		m, _ = newMetrics(nil)
 	}
 	return &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
-		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL)}
+		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL),
+		resetReq: make(chan struct{}, 1)}
 }
 
 // Start subscribes to the broker and starts the membership keep-alive loop until ctx ends or Shutdown; it returns
@@ -172,6 +176,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		}
 		h.started.Store(true)
 		go h.touchLoop(ctx)
+		go h.resetLoop(ctx)
 	})
 	return err
 }
