@@ -13,7 +13,8 @@ import (
 // through the search and lookup functions, which return public columns only.
 
 // ErrDuplicateProfile means more than one users row carries the caller's auth uid: a data error (auth.md §6) that
-// no route can answer sensibly, so it is never resolved by picking one.
+// no route can answer sensibly, so it is never resolved by picking one. The users_auth_user_id_unique index rules
+// it out, but its migration leaves the index away where old data already holds duplicates.
 var ErrDuplicateProfile = errors.New("supa: more than one users row for one auth uid")
 
 // ErrUserNotFound means a lookup by a public identifier found no user.
