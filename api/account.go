@@ -36,7 +36,8 @@ func (s *Server) accountRoutes(r chi.Router) {
 	}
 }
 
-// nuclearDeleteOnly answers GET, POST, PUT and PATCH /api/user/nuclear-delete (routes.md §4.6): the original's 405 JSON stub for the other methods of /api/user/nuclear-delete.
+// nuclearDeleteOnly answers GET, POST, PUT and PATCH /api/user/nuclear-delete (routes.md §4.6) with the original's
+// 405 JSON stub.
 func nuclearDeleteOnly(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodDelete)
 	methodNotAllowed(w, r)
@@ -140,7 +141,7 @@ func (s *Server) getSalt(w http.ResponseWriter, r *http.Request) {
 }
 
 // POST /api/auth/salt {phone, salt} (routes.md §3.5): stores the caller's salt unless one is stored already, which
-// is answered instead (a salt never changes: the keys derived from it would be lost).
+// is answered instead, as the original did.
 func (s *Server) setSalt(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
