@@ -4,7 +4,6 @@
 package api
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -204,90 +203,6 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
-}
-
-// profile is the caller's public.users row as the handlers need it.
-type profile struct {
-	ID          string  `json:"id"`
-	Username    string  `json:"username"`
-	DisplayName string  `json:"display_name"`
-	AvatarURL   *string `json:"avatar_url"`
-}
-
-// profileCache remembers auth uid → profile for a short time; the id mapping never changes for a row, the names
-// rarely, and a stale display name in a typing event for 30 s is harmless.
-type profileCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	max   int
-	now   func() time.Time
-	items map[string]profileEntry
-}
-
-type profileEntry struct {
-	p       profile
-	expires time.Time
-}
-
-func newProfileCache(ttl time.Duration, max int, now func() time.Time) *profileCache {
-	return &profileCache{ttl: ttl, max: max, now: now, items: make(map[string]profileEntry)}
-}
-
-func (c *profileCache) get(authUID string) (profile, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.items[authUID]
-	if !ok || c.now().After(e.expires) {
-		return profile{}, false
-	}
-	return e.p, true
-}
-
-func (c *profileCache) put(authUID string, p profile) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.items) >= c.max {
-		now := c.now()
-		for k, e := range c.items {
-			if now.After(e.expires) || len(c.items) >= c.max {
-				delete(c.items, k)
-			}
-		}
-	}
-	c.items[authUID] = profileEntry{p: p, expires: c.now().Add(c.ttl)}
-}
-
-func (c *profileCache) forget(authUID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.items, authUID)
-}
-
-// errNoProfile means the caller has a valid token but no public.users row yet (auth.md §6.1).
-var errNoProfile = &supa.Error{Op: "profile", Status: http.StatusNotFound, Code: "PGRST116", Message: "no profile"}
-
-// profileOf maps the caller's auth uid to its public.users row, under the caller's token. More than one row for one
-// auth uid is a data error (auth.md §6).
-func (s *Server) profileOf(ctx context.Context, id middleware.Identity) (profile, error) {
-	if p, ok := s.profiles.get(id.AuthUID); ok {
-		return p, nil
-	}
-	var rows []profile
-	err := s.supa.As(id.Token).Select(ctx, "users",
-		supa.Q("select", "id,username,display_name,avatar_url", "auth_user_id", "eq."+id.AuthUID, "limit", "2"), &rows)
-	if err != nil {
-		return profile{}, err
-	}
-	switch len(rows) {
-	case 0:
-		return profile{}, errNoProfile
-	case 1:
-		s.profiles.put(id.AuthUID, rows[0])
-		return rows[0], nil
-	default:
-		return profile{}, &supa.Error{Op: "profile", Status: http.StatusInternalServerError,
-			Message: "more than one users row for one auth uid"}
-	}
 }
 
 // authOutage answers 503 when the caller's cookie session needed a refresh and Supabase Auth could not be reached:
