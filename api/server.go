@@ -167,7 +167,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	}
 	r.Route("/api", func(r chi.Router) {
-		r.Use(s.auth.Authenticate, authOutage)
+		r.Use(s.auth.Authenticate, middleware.AuthOutage)
 		if s.rateLimit != nil {
 			r.Use(s.rateLimit)
 		}
@@ -203,17 +203,4 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
-}
-
-// authOutage answers 503 when the caller's cookie session needed a refresh and Supabase Auth could not be reached:
-// the session may well be valid, so a 401 (which makes the browser give up) would be wrong (auth.md §7).
-func authOutage(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if reason, ok := middleware.AuthFailureFrom(r.Context()); ok && reason == middleware.FailAuthUnavailable {
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
