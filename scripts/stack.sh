@@ -22,6 +22,7 @@
 #   STACK_ENV_PREFIX    prefix of the addresses written to the env file (default SUPARELAY_TEST).
 #   STACK_APP_PORT  where suparelay will serve the app (the frontend is built for that origin; each origin is
 #                   built once and cached). Default: 3000 for dev, 54330 for other stacks when free.
+#   STACK_REDIS_CLUSTER =0: no Redis Cluster (by default three cluster-mode redis-servers start beside the Redis).
 #   STACK_REDIS_URL use this Redis instead of starting a private one (its keys then mix with whatever else is there).
 #   SUPARELAY_VENDOR  folder of the vendored source archives (default ../shared/vendor).
 #   SUPARELAY_CACHE   build cache (default ~/.cache/suparelay; /var/cache/suparelay for root).
@@ -49,7 +50,7 @@ DB_NAME=suparelay
 BASE_DB=suparelay_base # bootstrap + Auth's and Storage's own migrations, nothing of ours: the template of fresh DBs
 # The issuer of every token, fixed like the supabase CLI's so that tokens of every stack look alike.
 JWT_ISSUER=http://127.0.0.1:54321/auth/v1
-SERVICES=(frontend gateway postgrest storage auth redis)
+SERVICES=(frontend gateway postgrest storage auth redis redis-c1 redis-c2 redis-c3)
 
 # ---------------------------------------------------------------------------------------------------------- helpers
 
@@ -541,6 +542,53 @@ start_redis() {
 	log "private redis-server at 127.0.0.1:$port"
 }
 
+# start_redis_cluster: three redis-servers in cluster mode (three masters, no replicas) on loopback, for the tests
+# that must hold on Redis Cluster too (the broker, the limiter, the locks). STACK_REDIS_CLUSTER=0 skips it.
+start_redis_cluster() {
+	REDIS_CLUSTER_ADDRS=""
+	[[ ${STACK_REDIS_CLUSTER:-1} == 1 ]] || return 0
+	local i port addrs=() all_up=1
+	for i in 1 2 3; do
+		if port=$(running_on "redis-c$i") && [[ -n $port ]] && redis_pings 127.0.0.1 "$port"; then
+			addrs+=("127.0.0.1:$port")
+		else
+			all_up=0
+		fi
+	done
+	if ((all_up)); then
+		REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
+		return 0
+	fi
+	need_cmd redis-cli redis-tools
+	addrs=()
+	for i in 1 2 3; do
+		stop_pid "redis-c$i" redis-server
+		port=$(port_for "redis-c$i")
+		rm -rf "$STATE/redis-c$i"
+		mkdir -p "$STATE/redis-c$i"
+		spawn "redis-c$i" redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+			--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 --dir "$STATE/redis-c$i"
+		echo "$port" >"$STATE/redis-c$i.port"
+		addrs+=("127.0.0.1:$port")
+	done
+	local a
+	for a in "${addrs[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			redis_pings 127.0.0.1 "${a#*:}" && break
+			sleep 0.1
+		done
+		redis_pings 127.0.0.1 "${a#*:}" || die "redis-server (cluster node $a) did not start (see $LOGS)"
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$LOGS/redis-cluster.log" 2>&1 ||
+		die "redis-cli --cluster create failed (see $LOGS/redis-cluster.log)"
+	for ((i = 0; i < 100; i++)); do
+		[[ $(redis-cli -h 127.0.0.1 -p "${addrs[0]#*:}" cluster info 2>/dev/null | tr -d '\r' | grep '^cluster_state:') == cluster_state:ok ]] && break
+		sleep 0.1
+	done
+	REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
+	log "Redis Cluster (3 masters) at $REDIS_CLUSTER_ADDRS"
+}
+
 # choose_app_port: where suparelay serves the app. The frontend is built for that origin, so a stable port means
 # the cached build is reused.
 choose_app_port() {
@@ -609,6 +657,7 @@ write_env() {
 		put "${P}_DATABASE_URL" "$DATABASE_URL"
 		put "${P}_TEMPLATE_DB" "$BASE_DB"
 		put "${P}_REDIS_URL" "$REDIS_URL"
+		put "${P}_REDIS_CLUSTER_ADDRS" "${REDIS_CLUSTER_ADDRS:-}"
 		put "${P}_APP_URL" "$APP_URL"
 		put "${P}_FRONTEND_URL" "${FRONTEND_URL:-}"
 		put "${P}_NODE_BIN" "$NODE_BIN"
@@ -697,6 +746,7 @@ cmd_up() {
 	start_postgrest
 	start_gateway
 	start_redis
+	start_redis_cluster
 	start_frontend
 	write_env
 	trap - EXIT
@@ -744,6 +794,9 @@ cmd_down() {
 	stop_pid storage node
 	stop_pid auth auth
 	stop_pid redis redis-server
+	stop_pid redis-c1 redis-server
+	stop_pid redis-c2 redis-server
+	stop_pid redis-c3 redis-server
 	rm -f "$STATE/redis/dump.rdb" # down means the data is gone (only `stop redis --keep` keeps it)
 	stop_pg
 	[[ $quiet ]] || log "down"
