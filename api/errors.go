@@ -164,6 +164,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failu
 	}
 	status := http.StatusInternalServerError
 	switch kind := failureKind(err); {
+	case kind == supa.KindOverloaded:
+		// Shed before anything reached the database: a fast, honest "try again" (the browser retries).
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	case kind == supa.KindUnavailable:
 		status = http.StatusBadGateway
 	case kind == supa.KindTimeout:

@@ -26,6 +26,10 @@ type Config struct {
 	ServiceRoleKey string // used only by the named methods of service.go; may be empty
 	Timeout        time.Duration
 	Transport      http.RoundTripper // shared by all calls; zero = a tuned clone of http.DefaultTransport
+	// MaxConcurrent bounds the PostgREST calls in flight from this client (keep it below PostgREST's pool, divided
+	// by the nodes); a call that finds no slot within QueueWait fails with ErrOverloaded. 0: no bound.
+	MaxConcurrent int
+	QueueWait     time.Duration
 }
 
 // Client is safe for concurrent use and holds no user token.
@@ -36,6 +40,7 @@ type Client struct {
 	serviceKey string
 	timeout    time.Duration
 	http       *http.Client
+	gate       *gate // PostgREST calls in flight; nil = unbounded
 }
 
 // New validates cfg and builds a Client.
@@ -63,6 +68,7 @@ func New(cfg Config) (*Client, error) {
 		base:    strings.TrimRight(cfg.URL, "/"),
 		anonKey: cfg.AnonKey, serviceKey: cfg.ServiceRoleKey,
 		timeout: timeout, http: &http.Client{Transport: tr},
+		gate: newGate(cfg.MaxConcurrent, cfg.QueueWait),
 	}
 	c.storage = c.base + "/storage/v1" // the gateway serves Storage there, as Supabase's does
 	return c, nil
@@ -144,6 +150,10 @@ func (r Rest) Do(ctx context.Context, req Request, out any) error {
 	if len(req.Prefer) > 0 {
 		hreq.Header.Set("Prefer", strings.Join(req.Prefer, ","))
 	}
+	if err := r.c.gate.enter(ctx); err != nil {
+		return &Error{Op: req.Op, Err: err}
+	}
+	defer r.c.gate.leave()
 	return r.c.send(ctx, hreq, req.Op, out)
 }
 

@@ -67,6 +67,7 @@ const (
 	KindBadInput         // the values were refused (22P02, 23502, 23514, 400)
 	KindUnavailable      // no answer: connection refused, reset, 502/503
 	KindTimeout          // no answer in time: deadline, 504
+	KindOverloaded       // not sent: this node's PostgREST calls were all in use (ErrOverloaded)
 )
 
 // KindOf says what kind of failure err is; nil and non-supa errors are KindOther (context deadlines KindTimeout).
@@ -80,6 +81,9 @@ func KindOf(err error) Kind {
 			return KindTimeout
 		}
 		return KindOther
+	}
+	if errors.Is(e.Err, ErrOverloaded) {
+		return KindOverloaded
 	}
 	switch e.Code {
 	case "PGRST116":
