@@ -140,7 +140,7 @@ func (s *Server) emitWebhooks(token, event string, members []string, data any) {
 			return
 		}
 		for _, t := range targets {
-			if !s.webhooks.Enqueue(webhooks.Delivery{URL: t.URL, Event: event, Data: json.RawMessage(payload)}) {
+			if !s.webhooks.Enqueue(ctx, webhooks.Delivery{URL: t.URL, Event: event, Data: json.RawMessage(payload)}) {
 				s.log.Warn("webhooks: delivery not queued", "event", event, "webhook", t.ID)
 			}
 		}
