@@ -122,8 +122,8 @@ func (s *Server) emitWebhooks(token, event string, members []string, data any) {
 		return
 	}
 	payload := mustJSON(data)
-	s.goBackground("webhook lookup", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), webhookLookupTimeout)
+	s.goBackground("webhook lookup", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, webhookLookupTimeout)
 		defer cancel()
 		byID, err := s.authUIDs(ctx, token, members)
 		if err != nil {
