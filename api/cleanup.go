@@ -182,12 +182,13 @@ func (s *Server) cleanupLegacyMessages(w http.ResponseWriter, r *http.Request) {
 	for start := 0; start < len(legacy); start += 100 {
 		var part []json.RawMessage
 		err := rest.Delete(r.Context(), "messages", supa.Q("id", supa.In(legacy[start:min(start+100, len(legacy))]),
-			"sender_id", "eq."+me, "select", "id"), &part)
+			"sender_id", "eq."+me, "select", "id,conversation_id"), &part)
 		if err != nil {
 			s.dbFailureFixed(w, r, err, "Failed to delete legacy messages")
 			return
 		}
 		deleted = append(deleted, part...)
 	}
+	s.emitMessagesDeletedRows(token, me, deleted)
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Successfully deleted legacy messages", "deletedCount": len(deleted)})
 }
