@@ -1,0 +1,77 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestWebhookShutdownFinishesInFlight: Shutdown stops claiming but lets the attempt in flight finish when its
+// context allows; the delivery is then settled, not attempted again.
+func TestWebhookShutdownFinishesInFlight(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 1)
+	rec, url := newRecorder(t, func(int, *http.Request) int {
+		started <- struct{}{}
+		time.Sleep(200 * time.Millisecond)
+		return http.StatusOK
+	})
+	store := NewMemoryStore()
+	d := newOrFail(t, Config{SigningSecret: "s", AllowNets: loopback, Store: store, PollInterval: 10 * time.Millisecond})
+	runDeliverer(t, d)
+	if !d.Enqueue(t.Context(), Delivery{URL: url, Event: "message.created"}) {
+		t.Fatal("Enqueue = false")
+	}
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if counterValue(t, d.m.delivered) != 1 {
+		t.Fatal("the attempt in flight did not finish before Shutdown returned")
+	}
+	if d.Enqueue(t.Context(), Delivery{URL: url, Event: "message.created"}) {
+		t.Error("Enqueue after Shutdown = true")
+	}
+	if res, _ := store.Claim(t.Context(), 10, time.Second); res.Pending != 0 {
+		t.Errorf("pending after delivery = %d", res.Pending)
+	}
+	if n := len(rec.snapshot()); n != 1 {
+		t.Errorf("hits = %d", n)
+	}
+}
+
+// TestWebhookShutdownGivesBack: when Shutdown's context ends first, the attempt is canceled and the delivery goes
+// back to the store, due at once and not counted: the next deliverer makes it as attempt 1 again, same id.
+func TestWebhookShutdownGivesBack(t *testing.T) {
+	t.Parallel()
+	rec, url := newRecorder(t, func(n int, r *http.Request) int {
+		if n == 0 {
+			<-r.Context().Done()
+		}
+		return http.StatusOK
+	})
+	store := NewMemoryStore()
+	cfg := Config{SigningSecret: "s", AllowNets: loopback, Store: store, PollInterval: 10 * time.Millisecond}
+	a := newOrFail(t, cfg)
+	runDeliverer(t, a)
+	if !a.Enqueue(t.Context(), Delivery{URL: url, Event: "message.created"}) {
+		t.Fatal("Enqueue = false")
+	}
+	waitFor(t, "first attempt in flight", func() bool { return len(rec.snapshot()) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the deadline", err)
+	}
+	b := newOrFail(t, cfg)
+	runDeliverer(t, b)
+	waitFor(t, "delivered by the next deliverer", func() bool { return counterValue(t, b.m.delivered) == 1 })
+	hits := rec.snapshot()
+	if len(hits) != 2 || hits[0].delivery != hits[1].delivery || hits[1].attempt != "1" {
+		t.Errorf("hits = %+v; want the same delivery twice, the canceled attempt not counted", hits)
+	}
+}
