@@ -18,8 +18,8 @@ type integrations struct {
 	webhooks    *webhooks.Deliverer
 }
 
-// newIntegrations builds the senders and the webhook deliverer (on hookStore; nil = in memory); a provider that is selected but incompletely configured is a startup error,
-// so a deployment does not discover it at the first SMS.
+// newIntegrations builds the senders and the webhook deliverer (on hookStore; nil = in memory); a provider that is
+// selected but incompletely configured is a startup error, so a deployment does not discover it at the first SMS.
 func newIntegrations(cfg Config, log *slog.Logger, reg prometheus.Registerer, hookStore webhooks.Store) (integrations, error) {
 	var in integrations
 	switch cfg.SMSProvider {

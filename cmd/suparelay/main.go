@@ -234,7 +234,7 @@ func (m *Main) Listen() error {
 // Run serves until ctx is done, then shuts down in order: stop accepting, end streams with a retry hint, drain
 // the HTTP server, finish the background work the handlers left (which may still queue webhook deliveries), stop
 // the webhook deliverer (attempts in flight may finish; the rest waits in its store), then close the broker and
-// Redis. One ShutdownTimeout bounds it all.
+// Redis. ShutdownTimeout bounds it all, but for the short grace given to canceled work to record where it stopped.
 func (m *Main) Run(ctx context.Context) error {
 	if m.listener == nil {
 		if err := m.Listen(); err != nil {
