@@ -245,7 +245,7 @@ func equalBools(a, b []bool) bool {
 	return true
 }
 
-// TestMetricsRegistered: the four counters and the queue gauge appear in the registry.
+// TestMetricsRegistered: the counters and the queue gauge appear in the registry.
 func TestMetricsRegistered(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -263,7 +263,8 @@ func TestMetricsRegistered(t *testing.T) {
 		names[mf.GetName()] = true
 	}
 	for _, n := range []string{"suparelay_webhooks_delivered_total", "suparelay_webhooks_failed_total",
-		"suparelay_webhooks_retried_total", "suparelay_webhooks_dropped_total", "suparelay_webhooks_queue_length"} {
+		"suparelay_webhooks_retried_total", "suparelay_webhooks_dropped_total", "suparelay_webhooks_queue_length",
+		"suparelay_webhooks_lease_lost_total", "suparelay_webhooks_store_errors_total"} {
 		if !names[n] {
 			t.Errorf("metric %s not registered", n)
 		}
