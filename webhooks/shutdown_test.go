@@ -3,9 +3,12 @@ package webhooks
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestWebhookShutdownFinishesInFlight: Shutdown stops claiming but lets the attempt in flight finish when its
@@ -73,5 +76,35 @@ func TestWebhookShutdownGivesBack(t *testing.T) {
 	hits := rec.snapshot()
 	if len(hits) != 2 || hits[0].delivery != hits[1].delivery || hits[1].attempt != "1" {
 		t.Errorf("hits = %+v; want the same delivery twice, the canceled attempt not counted", hits)
+	}
+}
+
+// TestWebhookStoreDown: with the store unreachable, Enqueue refuses at once (counted), Run keeps trying without
+// failing, and Shutdown still returns promptly.
+func TestWebhookStoreDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	d := newOrFail(t, Config{SigningSecret: "s", Store: NewRedisStore(c, "down:"), PollInterval: 10 * time.Millisecond})
+	stop := runDeliverer(t, d)
+	if d.Enqueue(t.Context(), Delivery{URL: "https://example.org/h", Event: "message.created"}) {
+		t.Fatal("Enqueue = true with the store down")
+	}
+	if counterValue(t, d.m.dropped) != 1 {
+		t.Errorf("dropped = %d, want 1", counterValue(t, d.m.dropped))
+	}
+	waitFor(t, "Run retrying the store", func() bool { return counterValue(t, d.m.storeErrors) >= 3 })
+	done := make(chan struct{})
+	go func() { stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown hung with the store down")
 	}
 }
