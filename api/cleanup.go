@@ -151,9 +151,10 @@ func (s *Server) cleanupLegacyMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deleted, err := rest.DeleteSentMessages(r.Context(), me, legacy)
+	s.emitMessagesDeleted(token, me, deleted) // those that went before a failure went too
 	if err != nil {
 		s.fail(w, r, err, failures{internal: "Failed to delete legacy messages", fixed: true})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Successfully deleted legacy messages", "deletedCount": deleted})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Successfully deleted legacy messages", "deletedCount": len(deleted)})
 }

@@ -118,8 +118,10 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 	id, p, convID := c.id, c.me, c.conv
 	ctx := r.Context()
 	var out struct {
-		Scope        string   `json:"scope"`
-		StoragePaths []string `json:"storage_paths"`
+		Scope           string   `json:"scope"`
+		StoragePaths    []string `json:"storage_paths"`
+		Participants    []string `json:"participants"`
+		DeletedMessages int      `json:"deleted_messages"`
 	}
 	err := s.supa.As(id.Token).RPC(ctx, "api_delete_conversation", map[string]any{"p_conversation_id": convID}, &out)
 	if err != nil {
@@ -138,6 +140,7 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "delete: leaving room failed", "conversation", convID, "err", err)
 	}
 	s.removeConversationObjects(ctx, id, convID, out.Scope, out.StoragePaths)
+	s.emitConversationMessagesDeleted(id.Token, convID, p.ID, out.Scope, out.DeletedMessages, out.Participants)
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 }
 

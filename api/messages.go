@@ -252,8 +252,8 @@ func (s *Server) touchActivity(token, userID string) {
 	}
 	s.activity.last[userID] = now
 	s.activity.mu.Unlock()
-	s.goBackground("user activity", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), activityCallLimit)
+	s.goBackground("user activity", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, activityCallLimit)
 		defer cancel()
 		if err := s.supa.As(token).RPC(ctx, "update_user_activity", map[string]any{"user_uuid": userID}, nil); err != nil {
 			s.log.Debug("update_user_activity failed", "user", userID, "err", err)

@@ -78,29 +78,8 @@ type Server struct {
 	routerOnce sync.Once
 	mux        *chi.Mux
 
-	// background bounds the fire-and-forget work requests leave behind (activity stamps, webhook lookups,
-	// alert e-mails): past it, such work is skipped and logged rather than piling up goroutines under load.
-	background chan struct{}
+	background *background // fire-and-forget work, bounded and drained by Close (background.go)
 	metrics    *httpMetrics
-}
-
-// maxBackground is how many background tasks may run at once.
-const maxBackground = 256
-
-// goBackground runs f in the background unless maxBackground tasks are already running; it reports whether f
-// was started.
-func (s *Server) goBackground(what string, f func()) bool {
-	select {
-	case s.background <- struct{}{}:
-	default:
-		s.log.Warn("background work skipped: too many tasks running", "task", what)
-		return false
-	}
-	go func() {
-		defer func() { <-s.background }()
-		f()
-	}()
-	return true
 }
 
 // New builds a Server from cfg.
@@ -129,7 +108,7 @@ func New(cfg Config) *Server {
 	s.profiles = newProfileCache(ttl, 100_000, s.now)
 	s.limits = newRouteLimits(s.now)
 	s.activity.last = make(map[string]time.Time)
-	s.background = make(chan struct{}, maxBackground)
+	s.background = newBackground()
 	var reg prometheus.Registerer
 	if cfg.Registry != nil {
 		reg = cfg.Registry

@@ -75,20 +75,26 @@ func (r Rest) SentMessages(ctx context.Context, senderID string) ([]SentMessage,
 	return rows, err
 }
 
-// DeleteSentMessages deletes the messages ids that senderID sent, deleteBatch at a time, and returns how many went.
-// A failing batch stops it: the count so far comes back with the error (earlier batches stay deleted).
-func (r Rest) DeleteSentMessages(ctx context.Context, senderID string, ids []string) (int, error) {
-	n := 0
+// DeletedMessage is one message a delete removed: what a message.deleted webhook names.
+type DeletedMessage struct {
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+}
+
+// DeleteSentMessages deletes the messages ids that senderID sent, deleteBatch at a time, and returns those that
+// went. A failing batch stops it: the ones so far come back with the error (earlier batches stay deleted).
+func (r Rest) DeleteSentMessages(ctx context.Context, senderID string, ids []string) ([]DeletedMessage, error) {
+	var gone []DeletedMessage
 	for start := 0; start < len(ids); start += deleteBatch {
-		var part []json.RawMessage
+		var part []DeletedMessage
 		err := r.Delete(ctx, "messages", Q("id", In(ids[start:min(start+deleteBatch, len(ids))]),
-			"sender_id", "eq."+senderID, "select", "id"), &part)
+			"sender_id", "eq."+senderID, "select", "id,conversation_id"), &part)
 		if err != nil {
-			return n, err
+			return gone, err
 		}
-		n += len(part)
+		gone = append(gone, part...)
 	}
-	return n, nil
+	return gone, nil
 }
 
 // Refusals of delete_encrypted_data_only(), which raises them as plain exceptions told apart by their texts.
