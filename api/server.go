@@ -181,6 +181,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...))
 			s.authRoutes(r)
 			s.conversationRoutes(r)
+			s.conversationActionRoutes(r)
 			s.messageRoutes(r)
 			s.typingRoutes(r)
 			s.keyRoutes(r)
