@@ -55,9 +55,8 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const badObj = "encrypted_contents must be an object with user_id -> encrypted_content mappings"
-	contents, ok := recipientContents(body.EncryptedContents)
-	if !ok {
-		writeError(w, http.StatusBadRequest, badObj)
+	contents, problem := s.msgLimits.recipientContents(body.EncryptedContents)
+	if s.msgLimits.contentsAnswered(w, problem, "encrypted_contents", badObj) {
 		return
 	}
 	contentType := "text"

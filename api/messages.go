@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,9 +21,8 @@ func (s *Server) messageRoutes(r chi.Router) {
 	r.Post("/messages/load", s.loadMessages)
 }
 
-// Limits of messages/send beyond the 1 MiB body limit.
+// Limits of messages/load and of the activity stamps (a send's own limits are MessageLimits).
 const (
-	maxRecipients     = 1000
 	defaultLoadLimit  = 50
 	maxLoadLimit      = 200
 	activityThrottle  = 30 * time.Second
@@ -61,9 +61,8 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid conversationId")
 		return
 	}
-	contents, ok := recipientContents(body.EncryptedContents)
-	if !ok {
-		writeError(w, http.StatusBadRequest, badContents)
+	contents, problem := s.msgLimits.recipientContents(body.EncryptedContents)
+	if s.msgLimits.contentsAnswered(w, problem, "encryptedContents", badContents) {
 		return
 	}
 	msgType := "text"
@@ -77,9 +76,13 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	metadata := json.RawMessage(`{}`)
 	if len(body.Metadata) > 0 && string(body.Metadata) != "null" {
-		var m map[string]any
-		if json.Unmarshal(body.Metadata, &m) != nil {
+		if !isJSONObject(body.Metadata) {
 			writeError(w, http.StatusBadRequest, "metadata must be an object")
+			return
+		}
+		if s.msgLimits.metadataTooLarge(body.Metadata) {
+			writeError(w, http.StatusRequestEntityTooLarge,
+				"metadata must be at most "+strconv.Itoa(s.msgLimits.MetadataMaxBytes)+" bytes")
 			return
 		}
 		metadata = body.Metadata
@@ -237,22 +240,4 @@ func messageCreatedPayload(row json.RawMessage) map[string]json.RawMessage {
 		}
 	}
 	return out
-}
-
-// recipientContents validates the per-recipient contents of a send — a non-empty object of at most maxRecipients
-// internal ids (UUIDs) mapping to strings, the encrypted JSON of each copy. ok is false for anything else.
-func recipientContents(raw json.RawMessage) (map[string]string, bool) {
-	var contents map[string]any
-	if json.Unmarshal(raw, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
-		return nil, false
-	}
-	out := make(map[string]string, len(contents))
-	for k, v := range contents {
-		text, isStr := v.(string)
-		if !isStr || !isUUID(k) {
-			return nil, false
-		}
-		out[k] = text
-	}
-	return out, true
 }

@@ -45,6 +45,7 @@ type Config struct {
 	AppOrigins        []string                        // public origins of the app, trusted by the cross-site form guard
 	ProfileCacheTTL   time.Duration                   // zero = DefaultProfileCacheTTL
 	Now               func() time.Time                // zero = time.Now
+	MessageLimits     MessageLimits                   // what one chat message may carry (message_limits.go); zero = defaults
 }
 
 // DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
@@ -66,6 +67,7 @@ type Server struct {
 	proxies   []netip.Prefix
 	limits    routeLimits
 	activity  activityTracker
+	msgLimits MessageLimits
 
 	webhooks    *webhooks.Deliverer
 	sms         notify.SMSSender
@@ -136,6 +138,7 @@ func New(cfg Config) *Server {
 		reg = cfg.Registry
 	}
 	s.metrics = newHTTPMetrics(reg)
+	s.msgLimits = cfg.MessageLimits.withDefaults()
 	return s
 }
 
