@@ -230,7 +230,8 @@ func createFailures(badIDs string) failures {
 // createConversation creates the conversation (or finds the existing direct chat) and answers a failure itself;
 // it returns false when it has answered. A failure to add the participants has its own text, with the status its
 // kind calls for.
-func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, token string, c supa.NewConversation, badIDs string) (supa.CreatedConversation, bool) {
+func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, token string, c supa.NewConversation,
+	badIDs string) (supa.CreatedConversation, bool) {
 	created, err := s.supa.As(token).CreateConversation(r.Context(), c)
 	switch {
 	case err == nil:

@@ -15,7 +15,8 @@ func (s *Server) typingRoutes(r chi.Router) {
 }
 
 // POST /api/typing/start and /api/typing/stop (routes.md §6.9): relays USER_TYPING to the conversation's room minus
-// the sender. Nothing is written to the database. Only active participants may type: the original let anyone inject typing indicators anywhere.
+// the sender. Nothing is written to the database. Only active participants may type: the original let anyone
+// inject typing indicators anywhere.
 func (s *Server) typing(start bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, ok := s.conversationCall(w, r)

@@ -50,7 +50,8 @@ begin
     raise sqlstate 'PT401' using message = 'no_profile';
   end if;
   select coalesce(array_agg(distinct t.id), '{}') into v_ids from unnest(p_participant_ids) as t(id);
-  if exists (select 1 from unnest(v_ids) as t(id) where not exists (select 1 from public.users u where u.id = t.id)) then
+  if exists (select 1 from unnest(v_ids) as t(id)
+              where not exists (select 1 from public.users u where u.id = t.id)) then
     raise sqlstate 'PT400' using message = 'invalid_user_ids';
   end if;
   if p_group_id is not null and not exists (
