@@ -44,6 +44,7 @@ type Config struct {
 	AppOrigins        []string                        // public origins of the app, trusted by the cross-site form guard
 	ProfileCacheTTL   time.Duration                   // zero = DefaultProfileCacheTTL
 	Now               func() time.Time                // zero = time.Now
+	MessageLimits     MessageLimits                   // what one chat message may carry (message_limits.go); zero = defaults
 }
 
 // DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
@@ -65,6 +66,7 @@ type Server struct {
 	proxies   []netip.Prefix
 	limits    routeLimits
 	activity  activityTracker
+	msgLimits MessageLimits
 
 	webhooks    *webhooks.Deliverer
 	sms         notify.SMSSender
@@ -114,6 +116,7 @@ func New(cfg Config) *Server {
 		reg = cfg.Registry
 	}
 	s.metrics = newHTTPMetrics(reg)
+	s.msgLimits = cfg.MessageLimits.withDefaults()
 	return s
 }
 
@@ -159,6 +162,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...))
 			s.authRoutes(r)
 			s.conversationRoutes(r)
+			s.conversationActionRoutes(r)
 			s.messageRoutes(r)
 			s.typingRoutes(r)
 			s.keyRoutes(r)
