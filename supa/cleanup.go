@@ -57,9 +57,9 @@ func (r Rest) DeleteCreatedConversations(ctx context.Context, creatorID string, 
 	return deleted, nil
 }
 
-// SentMessage is one of a user's sent messages with every per-recipient copy of its content, as the legacy-message
+// OwnMessage is one of a user's sent messages with every per-recipient copy of its content, as the legacy-message
 // cleanup inspects them.
-type SentMessage struct {
+type OwnMessage struct {
 	ID               string `json:"id"`
 	EncryptedContent string `json:"encrypted_content"` // bytea, as PostgREST renders it (\x + hex)
 	Copies           []struct {
@@ -68,8 +68,8 @@ type SentMessage struct {
 }
 
 // SentMessages lists the oldest maxCleanupRows messages senderID (internal id) sent, with their copies.
-func (r Rest) SentMessages(ctx context.Context, senderID string) ([]SentMessage, error) {
-	var rows []SentMessage
+func (r Rest) SentMessages(ctx context.Context, senderID string) ([]OwnMessage, error) {
+	var rows []OwnMessage
 	err := r.Select(ctx, "messages", Q("select", "id,encrypted_content,message_recipients(encrypted_content)",
 		"sender_id", "eq."+senderID, "order", "created_at.asc", "limit", maxCleanupRows), &rows)
 	return rows, err
