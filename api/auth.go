@@ -443,7 +443,7 @@ func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to fetch key backup")
+		s.fail(w, r, err, failures{internal: "Failed to fetch key backup"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"backup": keyBackupView{
@@ -474,7 +474,7 @@ func (s *Server) putKeyBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	row, err := s.supa.As(id.Token).StoreKeyBackup(r.Context(), id.AuthUID, keys, s.now())
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to store key backup")
+		s.fail(w, r, err, failures{internal: "Failed to store key backup"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "backup_id": row.ID,

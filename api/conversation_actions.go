@@ -196,7 +196,7 @@ func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		// The original answered every failure of its caller lookup, the profile included, with 401 (routes.md §7.3).
 		writeError(w, http.StatusUnauthorized, "Unauthorized")
 		return

@@ -146,7 +146,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeJSON(w, http.StatusOK, map[string]any{"conversations": []any{}})
 		return
 	}
@@ -173,7 +173,7 @@ func (s *Server) loadConversations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversations": []any{}})
 		return
 	}

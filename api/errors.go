@@ -201,16 +201,6 @@ func failureKind(err error) supa.Kind {
 	return supa.KindOf(err)
 }
 
-// dbFailure answers a failed call with the kind's status and the route's one text (failures{internal: fallback}).
-func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fallback string) {
-	s.fail(w, r, err, failures{internal: fallback})
-}
-
-// dbFailureFixed answers 500 with msg except for an unreachable or slow Supabase (failures{fixed: true}).
-func (s *Server) dbFailureFixed(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	s.fail(w, r, err, failures{internal: msg, fixed: true})
-}
-
 // statusClientClosed answers a request whose client went away before the answer was ready (the de-facto "client
 // closed request" status): nobody reads it, and it keeps such requests out of the 5xx counts.
 const statusClientClosed = 499

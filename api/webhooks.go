@@ -31,7 +31,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := s.supa.As(id.Token).Webhooks(r.Context(), id.AuthUID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to list webhooks")
+		s.fail(w, r, err, failures{internal: "Failed to list webhooks", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"webhooks": rows})
@@ -80,7 +80,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	rest := s.supa.As(id.Token)
 	existing, err := rest.WebhookCount(r.Context(), id.AuthUID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to create webhook")
+		s.fail(w, r, err, failures{internal: "Failed to create webhook", fixed: true})
 		return
 	}
 	if existing >= maxWebhooksPerUser {
@@ -89,7 +89,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	hook, err := rest.CreateWebhook(r.Context(), id.AuthUID, u, events)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to create webhook")
+		s.fail(w, r, err, failures{internal: "Failed to create webhook", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"webhook": hook})
@@ -107,7 +107,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.supa.As(id.Token).DeleteWebhook(r.Context(), id.AuthUID, hookID); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to delete webhook")
+		s.fail(w, r, err, failures{internal: "Failed to delete webhook", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
