@@ -313,9 +313,15 @@ func (s *faultStream) next(t *testing.T, timeout time.Duration) faultEvent {
 	return faultEvent{}
 }
 
+// isReloadHint reports whether ev is the "cannot resume" hint (sse.md): a NEW_MESSAGE that names no message but
+// says shouldReloadMessages, which makes the frontend reload the open conversation or the list.
+func (ev faultEvent) isReloadHint() bool {
+	return ev.Type == "NEW_MESSAGE" && ev.MessageID == "" && ev.Reload
+}
+
 // collect gathers the NEW_MESSAGE ids until every id of want has arrived, the stream ends, or timeout passes; it
-// also returns the last event id seen and whether a reload signal (a fresh CONNECTED) came.
-func (s *faultStream) collect(want []string, timeout time.Duration) (got map[string]bool, lastID string, fresh bool) {
+// also returns the last event id seen and whether the client was told to reload.
+func (s *faultStream) collect(want []string, timeout time.Duration) (got map[string]bool, lastID string, reload bool) {
 	got = map[string]bool{}
 	deadline := time.After(timeout)
 	for {
@@ -326,24 +332,24 @@ func (s *faultStream) collect(want []string, timeout time.Duration) (got map[str
 			}
 		}
 		if missing == 0 {
-			return got, lastID, fresh
+			return got, lastID, reload
 		}
 		select {
 		case ev, ok := <-s.events:
 			if !ok {
-				return got, lastID, fresh
+				return got, lastID, reload
 			}
 			if ev.ID != "" {
 				lastID = ev.ID
 			}
-			switch ev.Type {
-			case "NEW_MESSAGE":
+			switch {
+			case ev.isReloadHint():
+				reload = true
+			case ev.Type == "NEW_MESSAGE":
 				got[ev.MessageID] = true
-			case "CONNECTED":
-				fresh = true
 			}
 		case <-deadline:
-			return got, lastID, fresh
+			return got, lastID, reload
 		}
 	}
 }
@@ -427,24 +433,24 @@ func redisRestart(t *testing.T, keep bool) {
 	// The client follows what it is given: live events, or the end of its stream and a resume with its last id.
 	seen, reloads, resumes := map[string]bool{}, 0, 0
 	for round := 0; round < 5 && countMissing(sent, seen) > 0 && reloads == 0; round++ {
-		g, id, _ := s.collect(sent, 10*time.Second)
+		g, id, reload := s.collect(sent, 10*time.Second)
 		for k := range g {
 			seen[k] = true
 		}
 		if id != "" {
 			lastID = id
 		}
+		if reload {
+			reloads++
+			break
+		}
 		select {
 		case <-s.ended:
 		default:
 			continue // still open: more may come
 		}
-		var ev faultEvent
-		s, ev = openFaultStream(t, n1, p.tokB, lastID)
+		s, _ = openFaultStream(t, n1, p.tokB, lastID)
 		resumes++
-		if ev.Reload {
-			reloads++
-		}
 	}
 	lostSilently := 0
 	if reloads == 0 {
