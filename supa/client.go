@@ -30,6 +30,8 @@ type Config struct {
 	// by the nodes); a call that finds no slot within QueueWait fails with ErrOverloaded. 0: no bound.
 	MaxConcurrent int
 	QueueWait     time.Duration
+	// Observe, when set, is told about every HTTP exchange with Supabase (for upstream metrics). It must be quick.
+	Observe func(Call)
 }
 
 // Client is safe for concurrent use and holds no user token.
@@ -59,6 +61,9 @@ func New(cfg Config) (*Client, error) {
 		t.MaxIdleConnsPerHost = 256
 		t.IdleConnTimeout = 90 * time.Second
 		tr = t
+	}
+	if cfg.Observe != nil {
+		tr = observed{next: tr, observe: cfg.Observe}
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {

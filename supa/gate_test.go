@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,5 +77,34 @@ func TestGateWaitsForASlot(t *testing.T) {
 	}
 	if newGate(0, 0) != nil {
 		t.Fatal("max 0 must mean no gate")
+	}
+}
+
+// TestObserveNamesTheUpstream: every exchange is reported with its upstream, status and a duration.
+func TestObserveNamesTheUpstream(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/auth/") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var calls []Call
+	c, err := New(Config{URL: srv.URL, AnonKey: "anon", Transport: &http.Transport{},
+		Observe: func(call Call) { mu.Lock(); calls = append(calls, call); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []any
+	_ = c.As("tok").Select(context.Background(), "t", nil, &out)
+	_, _ = c.GetUser(context.Background(), "tok")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || calls[0].Upstream != "rest" || calls[0].Status != 200 || calls[1].Upstream != "auth" ||
+		calls[1].Status != 503 || calls[0].Duration <= 0 {
+		t.Fatalf("calls %+v", calls)
 	}
 }
