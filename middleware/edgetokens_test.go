@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -99,7 +100,7 @@ func edgeCases(t testing.TB, s edgeSigner, iss string) []edgeCase {
 	last := strings.IndexByte(base64URLAlphabet, sig[len(sig)-1])
 	noncanonical := h + "." + p + "." + sig[:len(sig)-1] + string(base64URLAlphabet[last^1])
 
-	return []edgeCase{
+	cases := []edgeCase{
 		// Baselines.
 		{name: "good ES256", token: good, pg: pgAccepts},
 		{name: "good HS256", token: s.sign(t, "HS256", hsH, body("")), pg: pgAccepts},
@@ -215,7 +216,30 @@ func edgeCases(t testing.TB, s edgeSigner, iss string) []edgeCase {
 		{name: "standard base64 alphabet", token: h + "." + p + "." + sig[:len(sig)-2] + "+/", pg: pgRefuses, refuse: true},
 		{name: "four segments", token: good + ".x", pg: pgRefuses, refuse: true},
 		{name: "trailing dot", token: good + ".", pg: pgRefuses, refuse: true},
+
+		// The HMAC path has the same checks.
+		{name: "HS256 iat a year ahead", token: s.sign(t, "HS256", hsH, bare(claims+`,"aud":"authenticated",`+exp+fmt.Sprintf(`,"iat":%d`, now+365*86400))), pg: pgRefuses, refuse: true},
+		{name: "HS256 crit", token: s.sign(t, "HS256", `{"alg":"HS256","crit":["x"],"x":1}`, body("")), pg: pgRefuses, refuse: true},
+		{name: "HS256 sub twice", token: s.sign(t, "HS256", hsH, body(`,"sub":"`+newUUID()+`"`)), pg: pgAccepts, refuse: true, stricter: "duplicate claim"},
+		{name: "role missing", token: es(bare(`"sub":"` + sub + `","aud":"authenticated",` + exp)), pg: pgErrors, refuse: true},
 	}
+	// StringOrURI: an aud member with a colon must be an absolute URI (RFC 3986).
+	for _, u := range []struct {
+		s  string
+		pg pgOutcome
+	}{
+		{"urn:x:y", pgAccepts}, {"a:", pgAccepts}, {"http://[::1]:5/x", pgAccepts}, {"http://host:/p", pgAccepts},
+		{"http://user:pw@host:80/p?q=1&r=/?#frag/?", pgAccepts}, {"http://", pgAccepts}, {"http://[v1.x:y]/", pgRefuses},
+		{"file:///etc", pgAccepts}, {"a:b/c:d@e", pgAccepts}, {"a b", pgAccepts},
+		{"a:b c", pgRefuses}, {":a", pgRefuses}, {"1a:b", pgRefuses}, {"http://a:b:c/", pgRefuses}, {"a:%zz", pgRefuses},
+		{"a:é", pgRefuses}, {"http://[zz]/x", pgRefuses}, {"http://[::1%eth0]/", pgRefuses}, {"http://a@b@c/", pgRefuses},
+		{"http://h/p#a#b", pgRefuses}, {"http://h/[x]", pgRefuses}, {"http://[1.2.3.4]/", pgRefuses},
+	} {
+		aud, _ := json.Marshal([]string{"authenticated", u.s})
+		cases = append(cases, edgeCase{name: "aud member " + u.s, token: es(bare(claims + `,"aud":` + string(aud) + "," + exp)),
+			pg: u.pg, refuse: u.pg != pgAccepts})
+	}
+	return cases
 }
 
 const base64URLAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -241,5 +265,22 @@ func TestVerifierEdgeCases(t *testing.T) {
 				t.Error("case accepts what PostgREST refuses")
 			}
 		})
+	}
+}
+
+// TestVerifyAnyEdgeCases: the service-role path (any role, aud and iss) refuses every token PostgREST refuses for
+// its form or claims too. Excluded: a present aud without "authenticated", which only PostgREST's jwt-aud setting
+// refuses; VerifyAny documents that it checks no audience (API-key JWTs carry none).
+func TestVerifyAnyEdgeCases(t *testing.T) {
+	t.Parallel()
+	ec := newECSigner(t, "edge-any-"+newUUID()[:8])
+	v := newTestVerifier(t, newKeyServer(t, ec.jwk()))
+	for _, tc := range edgeCases(t, edgeSigner{ec: ec.key, kid: ec.kid, secret: []byte(devkeys.JWTSecret)}, testIssuer) {
+		if tc.pg != pgRefuses || tc.name == "aud empty array" {
+			continue
+		}
+		if _, err := v.VerifyAny(t.Context(), tc.token); err == nil {
+			t.Errorf("%s: VerifyAny accepted it", tc.name)
+		}
 	}
 }
