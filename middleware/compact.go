@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,36 +51,32 @@ func checkCompact(token string) error {
 	if err != nil {
 		return fmt.Errorf("header: %w", errTokenShape)
 	}
-	if err := checkStrictJSON(header); err != nil {
+	if err := checkStrictJSON(header, checkHeaderParam); err != nil {
 		return fmt.Errorf("header: %w", err)
 	}
 	payload, err := strictBase64URL.DecodeString(p)
 	if err != nil {
 		return fmt.Errorf("payload: %w", errTokenShape)
 	}
-	if err := checkStrictJSON(payload); err != nil {
+	if err := checkStrictJSON(payload, nil); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
-	return checkHeaderParams(header)
+	return nil
 }
 
-// checkHeaderParams applies the header rules to a header already known to be strict JSON.
-func checkHeaderParams(header []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(header, &m); err != nil {
-		return fmt.Errorf("header: %w", err)
-	}
-	if _, ok := m["crit"]; ok {
+// checkHeaderParam applies the header rules to one member of the header (first is the first byte of its value).
+func checkHeaderParam(name []byte, first byte) error {
+	if string(name) == "crit" {
 		return errCritHeader
 	}
-	for _, name := range headerRefused {
-		if _, ok := m[name]; ok {
-			return fmt.Errorf("%w: %q", errHeaderParam, name)
+	for _, r := range headerRefused {
+		if string(name) == r {
+			return fmt.Errorf("%w: %q", errHeaderParam, r)
 		}
 	}
-	for _, name := range headerStrings {
-		if v, ok := m[name]; ok && (len(v) == 0 || v[0] != '"') {
-			return fmt.Errorf("%w: %q", errHeaderType, name)
+	for _, n := range headerStrings {
+		if string(name) == n && first != '"' {
+			return fmt.Errorf("%w: %q", errHeaderType, n)
 		}
 	}
 	return nil

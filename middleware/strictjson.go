@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -23,9 +24,12 @@ var errDuplicateMember = errors.New("duplicate member name")
 //   - a top-level value that is not an object, nesting deeper than maxJSONDepth, anything after the object but
 //     whitespace.
 //
-// It allocates only for objects with many members; it never panics.
-func checkStrictJSON(b []byte) error {
-	s := jsonScanner{b: b}
+// top, when not nil, is called for each member of the top-level object with its (unescaped) name, valid only during
+// the call, and the first byte of its value. It never panics, and allocates only for objects of many members.
+func checkStrictJSON(b []byte, top func(name []byte, first byte) error) error {
+	var names [256]byte
+	var spans [32]span
+	s := jsonScanner{b: b, top: top, names: names[:0], spans: spans[:0]}
 	s.skipSpace()
 	if s.peek() != '{' {
 		return errors.New("JSON: not an object")
@@ -40,11 +44,21 @@ func checkStrictJSON(b []byte) error {
 	return nil
 }
 
+// manyMembers: an object with more members than this has its names checked through a map, so that a crafted
+// payload cannot make duplicate detection quadratic; smaller ones (all of Supabase's) are searched linearly.
+const manyMembers = 32
+
 type jsonScanner struct {
 	b   []byte
 	i   int
-	buf []byte // scratch for unescaped member names
+	top func(name []byte, first byte) error
+	// names holds the unescaped member names of the objects being scanned, innermost last; spans index it. Both
+	// are stacks: an object truncates them to where they were when it ends.
+	names []byte
+	spans []span
 }
+
+type span struct{ off, end int }
 
 func (s *jsonScanner) peek() byte {
 	if s.i < len(s.b) {
@@ -76,8 +90,7 @@ func (s *jsonScanner) value(depth int) error {
 	case c == '[':
 		return s.array(depth)
 	case c == '"':
-		_, err := s.str(false)
-		return err
+		return s.str(false)
 	case c == '-' || '0' <= c && c <= '9':
 		return s.number()
 	default:
@@ -91,11 +104,11 @@ func (s *jsonScanner) value(depth int) error {
 	}
 }
 
-// object scans {...}. Member names are kept (unescaped) to detect duplicates: in a small slice searched linearly,
-// switching to a map for objects with many members so that a crafted payload cannot make the check quadratic.
+// object scans {...}, refusing a member name seen before in the same object.
 func (s *jsonScanner) object(depth int) error {
 	s.i++ // '{'
-	var few []string
+	baseSpans, baseNames := len(s.spans), len(s.names)
+	defer func() { s.spans, s.names = s.spans[:baseSpans], s.names[:baseNames] }()
 	var many map[string]struct{}
 	s.skipSpace()
 	if s.peek() == '}' {
@@ -107,26 +120,27 @@ func (s *jsonScanner) object(depth int) error {
 		if s.peek() != '"' {
 			return s.fail("expected a member name")
 		}
-		name, err := s.str(true)
-		if err != nil {
+		start := len(s.names)
+		if err := s.str(true); err != nil {
 			return err
 		}
+		name := s.names[start:]
 		if many != nil {
-			if _, dup := many[name]; dup {
+			if _, dup := many[string(name)]; dup {
 				return fmt.Errorf("%w %q", errDuplicateMember, name)
 			}
-			many[name] = struct{}{}
+			many[string(name)] = struct{}{}
 		} else {
-			for _, n := range few {
-				if n == name {
+			for _, sp := range s.spans[baseSpans:] {
+				if bytes.Equal(s.names[sp.off:sp.end], name) {
 					return fmt.Errorf("%w %q", errDuplicateMember, name)
 				}
 			}
-			few = append(few, name)
-			if len(few) > 16 {
-				many = make(map[string]struct{}, 2*len(few))
-				for _, n := range few {
-					many[n] = struct{}{}
+			s.spans = append(s.spans, span{start, len(s.names)})
+			if len(s.spans)-baseSpans > manyMembers {
+				many = make(map[string]struct{}, 4*manyMembers)
+				for _, sp := range s.spans[baseSpans:] {
+					many[string(s.names[sp.off:sp.end])] = struct{}{}
 				}
 			}
 		}
@@ -136,6 +150,14 @@ func (s *jsonScanner) object(depth int) error {
 		}
 		s.i++
 		s.skipSpace()
+		if depth == 0 && s.top != nil {
+			if err := s.top(name, s.peek()); err != nil {
+				return err
+			}
+		}
+		if many != nil {
+			s.names = s.names[:start] // the map holds the name
+		}
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
@@ -177,47 +199,41 @@ func (s *jsonScanner) array(depth int) error {
 	}
 }
 
-// str scans a string starting at its opening quote. With keep it returns the unescaped text (for member names).
-func (s *jsonScanner) str(keep bool) (string, error) {
+// str scans a string starting at its opening quote. With keep it appends the unescaped text to s.names.
+func (s *jsonScanner) str(keep bool) error {
 	s.i++ // opening quote
-	if keep {
-		s.buf = s.buf[:0]
-	}
 	for {
 		if s.i >= len(s.b) {
-			return "", s.fail("unterminated string")
+			return s.fail("unterminated string")
 		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
 			s.i++
-			if keep {
-				return string(s.buf), nil
-			}
-			return "", nil
+			return nil
 		case c < 0x20:
-			return "", s.fail("control character in string")
+			return s.fail("control character in string")
 		case c == '\\':
 			r, err := s.escape()
 			if err != nil {
-				return "", err
+				return err
 			}
 			if keep {
-				s.buf = utf8.AppendRune(s.buf, r)
+				s.names = utf8.AppendRune(s.names, r)
 			}
 		case c < utf8.RuneSelf:
 			s.i++
 			if keep {
-				s.buf = append(s.buf, c)
+				s.names = append(s.names, c)
 			}
 		default:
 			// utf8.DecodeRune refuses overlong forms, encoded surrogates and truncated sequences.
 			r, size := utf8.DecodeRune(s.b[s.i:])
 			if r == utf8.RuneError && size <= 1 {
-				return "", s.fail("invalid UTF-8")
+				return s.fail("invalid UTF-8")
 			}
 			if keep {
-				s.buf = append(s.buf, s.b[s.i:s.i+size]...)
+				s.names = append(s.names, s.b[s.i:s.i+size]...)
 			}
 			s.i += size
 		}

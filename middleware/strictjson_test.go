@@ -67,12 +67,12 @@ func TestCheckStrictJSON(t *testing.T) {
 		{`{"a":` + strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1) + `}`, false},
 		{`{"a":` + strings.Repeat("[", 100000), false},
 	} {
-		err := checkStrictJSON([]byte(tc.in))
+		err := checkStrictJSON([]byte(tc.in), nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("checkStrictJSON(%.60q) = %v, want ok=%v", tc.in, err, tc.ok)
 		}
 	}
-	if err := checkStrictJSON([]byte(`{"sub":1,"sub":2}`)); !errors.Is(err, errDuplicateMember) {
+	if err := checkStrictJSON([]byte(`{"sub":1,"sub":2}`), nil); !errors.Is(err, errDuplicateMember) {
 		t.Errorf("duplicate error = %v, want errDuplicateMember", err)
 	}
 	// Objects with many members switch to a map; duplicates are still found, at either end.
@@ -82,10 +82,10 @@ func TestCheckStrictJSON(t *testing.T) {
 		b.WriteString(`,"m` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `":0`)
 	}
 	many := b.String()
-	if err := checkStrictJSON([]byte(many + "}")); err != nil {
+	if err := checkStrictJSON([]byte(many+"}"), nil); err != nil {
 		t.Errorf("500 distinct members: %v", err)
 	}
-	if err := checkStrictJSON([]byte(many + `,"k":1}`)); !errors.Is(err, errDuplicateMember) {
+	if err := checkStrictJSON([]byte(many+`,"k":1}`), nil); !errors.Is(err, errDuplicateMember) {
 		t.Errorf("duplicate after 500 members: %v", err)
 	}
 }
@@ -170,7 +170,7 @@ func FuzzCheckStrictJSON(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		err := checkStrictJSON(b)
+		err := checkStrictJSON(b, nil)
 		ok, unsure := refStrict(b)
 		if err == nil && !ok {
 			t.Fatalf("accepted %q, the reference refuses it", b)
