@@ -60,7 +60,9 @@ func newTestServer(tb testing.TB, c testServerConfig) *testServer {
 		tb.Fatal(err)
 	}
 	hub := relay.NewHub(relay.NewMemoryBroker(relay.MemoryBrokerConfig{}), relay.HubConfig{}, quiet, prometheus.NewRegistry())
-	go func() { _ = hub.Run(ctx) }()
+	if err := hub.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
 	auth, err := middleware.NewAuthenticator(middleware.AuthConfig{Verifier: verifier, Refresher: client,
 		CookieName: "sb-127-auth-token", Logger: quiet})
 	if err != nil {

@@ -320,20 +320,36 @@ func RequireAuthWith(body any) func(http.Handler) http.Handler {
 }
 
 func requireAuth(body []byte, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return AuthOutage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := IdentityFrom(r.Context()); ok {
 			next.ServeHTTP(w, r)
 			return
 		}
 		reason, _ := AuthFailureFrom(r.Context())
-		if reason == FailAuthUnavailable {
-			w.Header().Set("Retry-After", "5")
-			writeJSONBytes(w, http.StatusServiceUnavailable, unavailableBody)
-			return
-		}
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate(reason))
 		writeJSONBytes(w, http.StatusUnauthorized, body)
+	}))
+}
+
+// AuthOutage is the one place of the rule "Auth unavailable → 503" (auth.md §7): when the caller's cookie session
+// needed a refresh and Supabase Auth could not be reached, the session may well be valid, so a 401 (which makes
+// the browser give up and sign out) would be wrong. It answers 503 {"error":"Authentication service unavailable"}
+// with Retry-After: 5 and lets every other request through. It runs after Authenticate.
+func AuthOutage(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason, ok := AuthFailureFrom(r.Context()); ok && reason == FailAuthUnavailable {
+			WriteAuthUnavailable(w)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// WriteAuthUnavailable is the answer of the rule above, also for handlers whose own call to Auth found it
+// unreachable: 503 {"error":"Authentication service unavailable"}, Retry-After: 5.
+func WriteAuthUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeJSONBytes(w, http.StatusServiceUnavailable, unavailableBody)
 }
 
 // wwwAuthenticate follows RFC 6750 §3: no error code when no credentials were presented.

@@ -60,12 +60,12 @@ func BenchmarkFanout10k(b *testing.B) {
 		if err := h.Join(ctx, "big", u); err != nil {
 			b.Fatal(err)
 		}
-		s, _, _, err := h.register(u)
+		st, err := h.register(u)
 		if err != nil {
 			b.Fatal(err)
 		}
-		h.loadRooms(ctx, s.u)
-		streams = append(streams, s)
+		h.loadRooms(ctx, st.s.u)
+		streams = append(streams, st.s)
 	}
 	ev := textEvent("E", "x")
 	b.ReportAllocs()

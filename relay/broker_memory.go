@@ -136,6 +136,25 @@ func (b *MemoryBroker) Publish(ctx context.Context, data []byte) (Position, erro
 	return m.Pos, nil
 }
 
+// Reset starts a new epoch with an empty log and tells the handler (see Broker).
+func (b *MemoryBroker) Reset(ctx context.Context) (Position, error) {
+	if err := ctx.Err(); err != nil {
+		return Position{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return Position{}, ErrBrokerClosed
+	}
+	b.epoch, b.head, b.n = newEpoch(), 0, 0
+	clear(b.ring)
+	p := Position{Epoch: b.epoch}
+	if b.h != nil {
+		b.h.HandleGap(p)
+	}
+	return p, nil
+}
+
 func (b *MemoryBroker) History(ctx context.Context, after Position, limit int) ([]Message, Position, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Position{}, err

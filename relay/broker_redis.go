@@ -126,7 +126,8 @@ func (b *RedisBroker) Subscribe(ctx context.Context, h BrokerHandler) error {
 }
 
 // run subscribes, recovers what was missed since the last seen position, then delivers live messages; on any
-// error it marks the broker unhealthy and retries with backoff (100 ms doubling to 5 s).
+// error it marks the broker unhealthy and retries with backoff (100 ms doubling to 1 s: while it is unhealthy,
+// publishes reach only the local node, so a long backoff after a short Redis restart would widen the gap).
 func (b *RedisBroker) run(ctx context.Context, h BrokerHandler, first chan<- error) {
 	defer close(b.done)
 	backoff := 100 * time.Millisecond
@@ -146,8 +147,8 @@ func (b *RedisBroker) run(ctx context.Context, h BrokerHandler, first chan<- err
 		}
 		if err == nil {
 			backoff = 100 * time.Millisecond
-		} else if backoff *= 2; backoff > 5*time.Second {
-			backoff = 5 * time.Second
+		} else if backoff *= 2; backoff > time.Second {
+			backoff = time.Second
 		}
 	}
 }
@@ -221,11 +222,19 @@ func (b *RedisBroker) dispatch(ctx context.Context, h BrokerHandler, last *Posit
 			return nil
 		}
 		h.HandleMembership(c)
+	case len(payload) > 0 && payload[0] == 'g':
+		*last = Position{Epoch: payload[1:]}
+		h.HandleGap(*last)
 	case len(payload) > 0 && payload[0] == 'e':
 		m, err := parseRecord(payload)
 		if err != nil {
 			b.log.Error("relay: bad log record", "err", err)
 			return nil
+		}
+		if last.Epoch != "" && m.Pos.Epoch != last.Epoch {
+			// The log was replaced without a Reset announcement reaching us (a flushed or restarted Redis).
+			*last = Position{Epoch: m.Pos.Epoch, Offset: m.Pos.Offset - 1}
+			h.HandleGap(*last)
 		}
 		if m.Pos.Epoch == last.Epoch {
 			if m.Pos.Offset <= last.Offset {
@@ -243,15 +252,18 @@ func (b *RedisBroker) dispatch(ctx context.Context, h BrokerHandler, last *Posit
 	return nil
 }
 
-// recover delivers records after *last up to `upto` (0 = head) from the list. When history cannot serve them the
-// handler will simply see the jump.
+// recover delivers records after *last up to `upto` (0 = head) from the list. When history cannot serve them
+// (another epoch, trimmed, too old) the handler is told of the gap, and delivery goes on after it.
 func (b *RedisBroker) recover(ctx context.Context, h BrokerHandler, last *Position, upto uint64) error {
 	for {
 		msgs, head, err := b.history(ctx, *last, 1000)
 		if errors.Is(err, ErrHistoryUnavailable) {
-			if head.Epoch != last.Epoch || upto == 0 {
-				*last = head // the next live record is taken as is
+			next := head
+			if upto != 0 && head.Epoch == last.Epoch {
+				next.Offset = upto // the record that revealed the gap is delivered next
 			}
+			*last = next
+			h.HandleGap(next)
 			return nil
 		}
 		if err != nil {
@@ -300,6 +312,18 @@ func (b *RedisBroker) Publish(ctx context.Context, data []byte) (Position, error
 	}
 	off, _ := strconv.ParseUint(res[1], 10, 64)
 	return Position{Offset: off, Epoch: res[0]}, nil
+}
+
+// Reset starts a new epoch and announces it on the channel (see Broker).
+func (b *RedisBroker) Reset(ctx context.Context) (Position, error) {
+	if err := b.check(); err != nil {
+		return Position{}, err
+	}
+	epoch, err := luaReset.Run(ctx, b.rdb, b.logKeys(), newEpoch(), b.chann).Text()
+	if err != nil {
+		return Position{}, b.unavailable(err)
+	}
+	return Position{Epoch: epoch}, nil
 }
 
 func (b *RedisBroker) History(ctx context.Context, after Position, limit int) ([]Message, Position, error) {

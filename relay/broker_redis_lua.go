@@ -7,7 +7,7 @@ import "github.com/redis/go-redis/v9"
 // shares the configured prefix, so a prefix with a {hash tag} keeps them in one cluster slot.
 //
 // Log records, on the channel and in the list, are the text  e<epoch>:<offset>:<unix ms>:<data>.
-// Membership announcements are  m<json MembershipChange>.
+// Membership announcements are  m<json MembershipChange>; a Reset is announced as  g<new epoch>.
 
 // KEYS: epoch, head, log. ARGV: new epoch (used if none), unix ms, data, history size, history ttl ms, channel.
 var luaPublish = redis.NewScript(`
@@ -24,6 +24,15 @@ redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], msg)
 return {epoch, tostring(off)}
+`)
+
+// KEYS: epoch, head, log. ARGV: new epoch, channel. A new epoch with an empty log, announced as  g<epoch>.
+var luaReset = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '0')
+redis.call('DEL', KEYS[3])
+redis.call('PUBLISH', ARGV[2], 'g' .. ARGV[1])
+return ARGV[1]
 `)
 
 // KEYS: epoch, head, log. ARGV: after epoch, after offset, limit.

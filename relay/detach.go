@@ -13,8 +13,7 @@ import (
 // 10 KiB of buffers and a deep goroutine stack per connection for as long as a handler runs; a detached stream
 // holds the raw connection, a small stack and its queue, and frames the response itself (chunked encoding).
 // A tiny reader goroutine notices the client closing the connection, as net/http's background read would.
-func (h *Hub) detach(conn net.Conn, hdr http.Header, s *stream, userID, lastID string, p0 Position, load bool,
-	expires time.Time) {
+func (h *Hub) detach(conn net.Conn, hdr http.Header, st streamStart) {
 	cw := &chunkWriter{conn: conn, dl: writeDeadline{timeout: h.cfg.WriteTimeout}, head: responseHead(hdr)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -25,8 +24,8 @@ func (h *Hub) detach(conn net.Conn, hdr http.Header, s *stream, userID, lastID s
 	go func() {
 		defer conn.Close()
 		defer cancel()
-		defer h.unregister(s)
-		h.run(ctx, cw, s, userID, lastID, p0, load, expires)
+		defer h.unregister(st.s)
+		h.run(ctx, cw, st)
 		cw.finish()
 	}()
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,7 +105,11 @@ type Hub struct {
 	shutting bool
 	wg       sync.WaitGroup // one per registered stream
 
+	resetReq      chan struct{} // one pending request to start a new epoch (events reached only this node)
+	lostPublishes atomic.Uint64 // events the broker refused, ever: tells resetLoop whether a request is stale
+
 	startOnce sync.Once
+	started   atomic.Bool        // set once Start has subscribed
 	stop      context.CancelFunc // guarded by mu
 }
 
@@ -136,14 +141,14 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 		m, _ = newMetrics(nil)
 	}
 	return &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
-		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL)}
+		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL),
+		resetReq: make(chan struct{}, 1)}
 }
 
-// Start subscribes to the broker and starts the membership keep-alive loop; it returns at once. A broker that is
-// down does not make it fail: the Hub serves local streams and the broker reconnects in the background.
-//
-// Every other method starts the Hub (with a background context) if Start or Run has not run yet, so a Hub whose
-// Run goroutine has not been scheduled yet still delivers; Shutdown stops it either way.
+// Start subscribes to the broker and starts the membership keep-alive loop until ctx ends or Shutdown; it returns
+// at once. A broker that is down does not make it fail: the Hub serves local streams and the broker reconnects in
+// the background. Only a closed broker is an error. Call it once before serving: until it has returned, the
+// other methods return ErrNotStarted (Shutdown works either way); later calls do nothing.
 func (h *Hub) Start(ctx context.Context) error {
 	var err error
 	h.startOnce.Do(func() {
@@ -166,18 +171,14 @@ func (h *Hub) Start(ctx context.Context) error {
 			}
 			h.mu.Unlock()
 		}
+		if err != nil {
+			return
+		}
+		h.started.Store(true)
 		go h.touchLoop(ctx)
+		go h.resetLoop(ctx)
 	})
 	return err
-}
-
-// Run is Start followed by waiting for ctx to end (or Shutdown).
-func (h *Hub) Run(ctx context.Context) error {
-	if err := h.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
 }
 
 // touchLoop keeps the memberships of users with streams here alive at the broker (every grace/4), so they
@@ -223,22 +224,6 @@ func (h *Hub) Streams() int {
 	return h.nstreams
 }
 
-// CloseUserStreams ends userID's streams on this node (they simply close; browsers reconnect and resume) and
-// returns how many there were. Useful after a sign-out or an account deletion.
-func (h *Hub) CloseUserStreams(userID string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	us := h.users[userID]
-	if us == nil {
-		return 0
-	}
-	n := len(us.streams)
-	for _, s := range slices.Clone(us.streams) {
-		h.closeStreamLocked(s, closeNone)
-	}
-	return n
-}
-
 // Shutdown refuses new streams and ends every open one (with a jittered retry hint, so reconnects spread out),
 // waiting for them to finish within ctx (or ShutdownGrace when ctx has no deadline).
 func (h *Hub) Shutdown(ctx context.Context) {
@@ -270,263 +255,15 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	}
 }
 
-// ensureStarted starts the Hub if nobody has yet (see Start).
-func (h *Hub) ensureStarted() { _ = h.Start(context.Background()) }
+// ErrNotStarted is returned by the Hub's methods (and ServeStream answers 503) before Start has returned: a Hub
+// that started itself on first use would run on a context nobody cancels, and a caller that forgot Start would
+// never find out.
+var ErrNotStarted = errors.New("relay: hub not started")
 
-// HandleMessage is the broker's delivery of one log record: keep it in the ring and fan it out locally.
-func (h *Hub) HandleMessage(m Message) {
-	rec, err := decodeRecord(m.Data, m.Pos, m.Time)
-	if err != nil {
-		h.log.Error("relay: undecodable record", "offset", m.Pos.Offset, "err", err)
-		rec = &record{pos: m.Pos, at: m.Time} // kind 0: kept for contiguity, addressed to nobody
+// checkStarted returns ErrNotStarted until Start has succeeded.
+func (h *Hub) checkStarted() error {
+	if !h.started.Load() {
+		return ErrNotStarted
 	}
-	if !m.Time.IsZero() {
-		h.m.brokerLag.Observe(max(time.Since(m.Time), 0).Seconds())
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.pos = m.Pos
-	h.ring.add(rec)
-	h.fanoutLocked(rec)
-}
-
-// fanoutLocked queues rec on every local stream it is addressed to. It never blocks: a full queue closes that
-// stream (its client reconnects and resumes from its last id).
-func (h *Hub) fanoutLocked(rec *record) {
-	switch rec.kind {
-	case 'u':
-		if us := h.users[rec.user]; us != nil {
-			h.deliverLocked(us, rec)
-		}
-	case 'r':
-		if rec.local {
-			for _, us := range h.users {
-				if us.loading && len(us.deferred) < h.cfg.QueueSize {
-					us.deferred = append(us.deferred, rec)
-				}
-			}
-		}
-		for us := range h.rooms[rec.room] {
-			if rec.addressedTo(us.id, us.rooms[rec.room], true) {
-				h.deliverLocked(us, rec)
-			}
-		}
-		if rec.parts == nil || rec.membersOnly {
-			return
-		}
-		for _, p := range rec.parts {
-			us := h.users[p]
-			if us == nil {
-				continue
-			}
-			off, member := us.rooms[rec.room]
-			if member && rec.addressedTo(us.id, off, true) {
-				continue // delivered above
-			}
-			if rec.addressedTo(us.id, off, false) {
-				h.deliverLocked(us, rec)
-			}
-		}
-	}
-}
-
-func (h *Hub) deliverLocked(us *userState, rec *record) {
-	for i := 0; i < len(us.streams); i++ {
-		s := us.streams[i]
-		select {
-		case s.ch <- rec:
-		default:
-			h.m.slowCloses.Inc()
-			h.closeStreamLocked(s, closeSlow) // removes s from us.streams
-			i--
-		}
-	}
-}
-
-// HandleMembership applies a membership change announced by the broker to the local users it concerns.
-// It is idempotent, because the Hub also applies its own changes directly.
-func (h *Hub) HandleMembership(c MembershipChange) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.applyLocked(c)
-}
-
-func (h *Hub) applyLocked(c MembershipChange) {
-	if c.Op == OpCloseRoom {
-		for us := range h.rooms[c.Room] {
-			delete(us.rooms, c.Room)
-		}
-		delete(h.rooms, c.Room)
-		for _, us := range h.users {
-			if us.loading {
-				us.pending = append(us.pending, c)
-			}
-		}
-		return
-	}
-	us := h.users[c.User]
-	if us == nil {
-		return
-	}
-	if us.loading {
-		us.pending = append(us.pending, c)
-		return
-	}
-	switch c.Op {
-	case OpJoin:
-		if _, ok := us.rooms[c.Room]; !ok {
-			us.rooms[c.Room] = c.Offset
-			h.indexLocked(c.Room, us)
-		}
-	case OpLeave:
-		delete(us.rooms, c.Room)
-		h.unindexLocked(c.Room, us)
-	case OpLeaveAll:
-		for room := range us.rooms {
-			h.unindexLocked(room, us)
-		}
-		clear(us.rooms)
-	}
-}
-
-func (h *Hub) indexLocked(room string, us *userState) {
-	set := h.rooms[room]
-	if set == nil {
-		set = map[*userState]struct{}{}
-		h.rooms[room] = set
-	}
-	set[us] = struct{}{}
-}
-
-func (h *Hub) unindexLocked(room string, us *userState) {
-	if set := h.rooms[room]; set != nil {
-		delete(set, us)
-		if len(set) == 0 {
-			delete(h.rooms, room)
-		}
-	}
-}
-
-// Join makes userID a member of conversationID (on every node). It is allowed without an open stream; the
-// membership then lives for RoomGrace unless a stream appears. When the broker is down the join applies to this
-// node only (logged and counted); the error is returned only for invalid arguments or a cancelled ctx.
-func (h *Hub) Join(ctx context.Context, conversationID, userID string) error {
-	if conversationID == "" || userID == "" {
-		return errors.New("relay: Join needs a conversation and a user")
-	}
-	h.ensureStarted()
-	off, err := h.b.Join(ctx, conversationID, userID, h.cfg.MaxRoomsPerUser, h.cfg.RoomGrace)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		h.brokerError("join", err)
-		h.mu.Lock()
-		off = h.pos.Offset
-		h.mu.Unlock()
-	}
-	h.HandleMembership(MembershipChange{Op: OpJoin, Room: conversationID, User: userID, Offset: off})
-	return nil
-}
-
-// Leave removes userID from conversationID.
-func (h *Hub) Leave(ctx context.Context, conversationID, userID string) error {
-	return h.change(ctx, "leave", MembershipChange{Op: OpLeave, Room: conversationID, User: userID},
-		func() error { return h.b.Leave(ctx, conversationID, userID) })
-}
-
-// LeaveAll removes userID from every room (nuclear delete).
-func (h *Hub) LeaveAll(ctx context.Context, userID string) error {
-	return h.change(ctx, "leaveall", MembershipChange{Op: OpLeaveAll, User: userID},
-		func() error { return h.b.LeaveAll(ctx, userID) })
-}
-
-// CloseRoom removes every member from conversationID (a direct chat wiped for everyone).
-func (h *Hub) CloseRoom(ctx context.Context, conversationID string) error {
-	return h.change(ctx, "close", MembershipChange{Op: OpCloseRoom, Room: conversationID},
-		func() error { return h.b.CloseRoom(ctx, conversationID) })
-}
-
-func (h *Hub) change(ctx context.Context, op string, c MembershipChange, call func() error) error {
-	if (c.Op != OpLeaveAll && c.Room == "") || (c.Op != OpCloseRoom && c.User == "") {
-		return errors.New("relay: " + op + " needs its ids")
-	}
-	h.ensureStarted()
-	if err := call(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		h.brokerError(op, err)
-	}
-	h.HandleMembership(c)
-	return nil
-}
-
-// PublishToRoom delivers ev to the room's members (all their streams on every node), narrowed or widened by opt.
-// When the broker is down the event still reaches this node's streams (without resume). The error is only for
-// an invalid event or a cancelled ctx.
-func (h *Hub) PublishToRoom(ctx context.Context, conversationID string, ev Event, opt PublishOptions) error {
-	if conversationID == "" {
-		return errors.New("relay: PublishToRoom needs a conversation")
-	}
-	return h.publish(ctx, ev, wireRecord{K: "r", R: conversationID, X: opt.ExcludeUser, P: opt.Participants,
-		M: opt.MembersOnly})
-}
-
-// announcePresence publishes USER_ONLINE/USER_OFFLINE for userID to each of rooms (joined members only, not the
-// user), in the background: presence is best effort and must never hold up a stream.
-func (h *Hub) announcePresence(userID string, rooms []string, online bool) {
-	if !h.cfg.Presence || len(rooms) == 0 {
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ev := PresenceEvent(userID, online)
-		for _, room := range rooms {
-			if err := h.PublishToRoom(ctx, room, ev, PublishOptions{ExcludeUser: userID, MembersOnly: true}); err != nil {
-				h.log.Debug("presence not published", "user", userID, "room", room, "err", err)
-				return
-			}
-		}
-	}()
-}
-
-// PublishToUser delivers ev to all of userID's streams on every node.
-func (h *Hub) PublishToUser(ctx context.Context, userID string, ev Event) error {
-	if userID == "" {
-		return errors.New("relay: PublishToUser needs a user")
-	}
-	return h.publish(ctx, ev, wireRecord{K: "u", U: userID})
-}
-
-func (h *Hub) publish(ctx context.Context, ev Event, w wireRecord) error {
-	data, err := ev.normalize()
-	if err != nil {
-		return err
-	}
-	h.ensureStarted()
-	w.T, w.D = ev.Type, data
-	enc, err := encodeRecord(w)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	_, err = h.b.Publish(ctx, enc)
-	h.m.publishDur.Observe(time.Since(start).Seconds())
-	if err == nil {
-		h.m.published.WithLabelValues("broker").Inc()
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	h.brokerError("publish", err)
-	h.m.published.WithLabelValues("local_fallback").Inc()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	rec := newRecord(w, h.pos, time.Now())
-	rec.local = true
-	h.fanoutLocked(rec)
 	return nil
 }

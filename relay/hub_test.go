@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -433,21 +434,53 @@ func TestMetricsRegistered(t *testing.T) {
 	}
 }
 
-func TestHubWorksBeforeRunIsScheduled(t *testing.T) {
+// TestHubRefusesBeforeStart: a Hub never starts itself. Before Start every method says ErrNotStarted and a stream
+// request gets a 503 JSON answer; after Start the same calls work.
+func TestHubRefusesBeforeStart(t *testing.T) {
 	t.Parallel()
-	h := NewHub(NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{}, nil, nil) // no Start: go h.Run(ctx) may lag
+	h := NewHub(NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{}, nil, nil)
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
+	ctx := context.Background()
+	for name, err := range map[string]error{
+		"Join":          h.Join(ctx, "r", "u"),
+		"Leave":         h.Leave(ctx, "r", "u"),
+		"LeaveAll":      h.LeaveAll(ctx, "u"),
+		"CloseRoom":     h.CloseRoom(ctx, "r"),
+		"PublishToRoom": h.PublishToRoom(ctx, "r", textEvent("E", "x"), PublishOptions{}),
+		"PublishToUser": h.PublishToUser(ctx, "u", textEvent("E", "x")),
+	} {
+		if !errors.Is(err, ErrNotStarted) {
+			t.Errorf("%s before Start: %v, want ErrNotStarted", name, err)
+		}
+	}
 	srv := testServer(t, h)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("X-Test-User", "u")
+	resp, err := isolatedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" ||
+		resp.Header.Get("Retry-After") == "" || string(body) != `{"error":"Real-time service unavailable"}` {
+		t.Fatalf("stream before Start: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	if h.Streams() != 0 {
+		t.Fatalf("%d streams registered before Start", h.Streams())
+	}
+
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	c := dial(t, srv.URL, "u", "")
 	c.next(t)
 	mustJoin(t, h, "r", "u")
-	mustPublish(t, h, "r", textEvent("E", "early"), PublishOptions{})
-	if ev := c.next(t); !strings.Contains(ev.Data, `"early"`) {
+	mustPublish(t, h, "r", textEvent("E", "after"), PublishOptions{})
+	if ev := c.next(t); !strings.Contains(ev.Data, `"after"`) {
 		t.Fatalf("got %v", ev)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := h.Run(ctx); err != nil { // a late Run is harmless
+	if err := h.Start(ctx); err != nil { // a second Start is harmless
 		t.Fatal(err)
 	}
 }

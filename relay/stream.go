@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 )
@@ -16,6 +15,7 @@ const (
 	closeNone closeReason = iota
 	closeSlow
 	closeShutdown
+	closeResync // records were lost: the client must reconnect, and its resume will tell it to reload
 )
 
 // stream is one open GET /api/events. The Hub closes ch (under h.mu) to end it; reason says why.
@@ -26,136 +26,15 @@ type stream struct {
 	reason closeReason
 }
 
-func (h *Hub) closeStreamLocked(s *stream, why closeReason) {
-	if s.closed {
-		return
-	}
-	s.closed, s.reason = true, why
-	close(s.ch)
-	if i := slices.Index(s.u.streams, s); i >= 0 {
-		s.u.streams = slices.Delete(s.u.streams, i, i+1)
-	}
-}
-
-var errTooMany = errors.New("too many connections")
-var errShuttingDown = errors.New("shutting down")
-
-// register adds a stream for userID and returns it with the node's position at that moment (everything after it
-// reaches the stream live or through replay) and whether this call must load the user's rooms.
-func (h *Hub) register(userID string) (*stream, Position, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.shutting {
-		h.m.rejected.WithLabelValues("shutdown").Inc()
-		return nil, Position{}, false, errShuttingDown
-	}
-	us := h.users[userID]
-	if h.nstreams >= h.cfg.MaxStreamsPerNode {
-		h.m.rejected.WithLabelValues("node_cap").Inc()
-		return nil, Position{}, false, errTooMany
-	}
-	if us != nil && len(us.streams) >= h.cfg.MaxStreamsPerUser {
-		h.m.rejected.WithLabelValues("user_cap").Inc()
-		return nil, Position{}, false, errTooMany
-	}
-	load := false
-	if us == nil {
-		us = &userState{id: userID, rooms: map[string]uint64{}, loading: true,
-			loaded: make(chan struct{})}
-		h.users[userID] = us
-		load = true
-	}
-	s := &stream{u: us, ch: make(chan *record, h.cfg.QueueSize)}
-	us.streams = append(us.streams, s)
-	h.nstreams++
-	h.wg.Add(1)
-	h.m.streams.Inc()
-	return s, h.pos, load, nil
-}
-
-// unregister removes s; when it was the user's last stream here, the user's local state goes and the broker is
-// told to keep the memberships for RoomGrace from now.
-func (h *Hub) unregister(s *stream) {
-	h.mu.Lock()
-	h.closeStreamLocked(s, closeNone)
-	us := s.u
-	last := len(us.streams) == 0 && h.users[us.id] == us
-	if last {
-		delete(h.users, us.id)
-		for room := range us.rooms {
-			h.unindexLocked(room, us)
-		}
-	}
-	h.nstreams--
-	h.m.streams.Dec()
-	var rooms []string
-	if last {
-		rooms = roomList(us.rooms)
-	}
-	h.mu.Unlock()
-	if last {
-		h.announcePresence(us.id, rooms, false)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := h.b.Touch(ctx, []string{us.id}, h.cfg.RoomGrace); err != nil {
-			h.brokerError("touch", err)
-		}
-		cancel()
-	}
-	h.wg.Done()
-}
-
-// loadRooms fetches the user's memberships from the broker (inheriting rooms joined within the grace period or
-// on other nodes), then applies the changes announced meanwhile and indexes the rooms.
-func (h *Hub) loadRooms(ctx context.Context, us *userState) {
-	h.mu.Lock()
-	done := !us.loading
-	h.mu.Unlock()
-	if done {
-		return
-	}
-	// Not the stream's ctx: when this stream dies early the user's other streams still need the real rooms.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	rooms, err := h.b.Rooms(ctx, us.id, h.cfg.RoomGrace)
-	if err != nil {
-		h.brokerError("rooms", err)
-		rooms = map[string]uint64{}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !us.loading {
-		return
-	}
-	us.rooms, us.loading = rooms, false
-	for _, c := range us.pending {
-		h.applyLocked(c)
-	}
-	us.pending = nil
-	if h.users[us.id] == us {
-		for room := range us.rooms {
-			h.indexLocked(room, us)
-		}
-		for _, rec := range us.deferred {
-			off, member := us.rooms[rec.room]
-			if !rec.addressedTo(us.id, 0, false) && rec.addressedTo(us.id, off, member) { // not already sent
-				h.deliverLocked(us, rec)
-			}
-		}
-	}
-	us.deferred = nil
-	close(us.loaded)
-	if h.users[us.id] == us {
-		h.announcePresence(us.id, roomList(us.rooms), true)
-	}
-}
-
-// roomList copies the keys of a user's room set (the caller holds h.mu).
-func roomList(rooms map[string]uint64) []string {
-	out := make([]string, 0, len(rooms))
-	for r := range rooms {
-		out = append(out, r)
-	}
-	return out
+// streamStart is what a registered stream carries into run: register fills the first four fields, ServeStream
+// the client's side.
+type streamStart struct {
+	s       *stream
+	userID  string
+	p0      Position // the node's position at registration: everything after it reaches the stream
+	load    bool     // this stream is the user's first here and must load the user's rooms
+	lastID  string   // the client's Last-Event-ID, unparsed ("" when none)
+	expires time.Time
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -165,17 +44,21 @@ type frameWriter interface{ write(b []byte) error }
 
 // ServeStream serves GET /api/events for an already authenticated user (internal id) until the client goes,
 // the token expires (expires; zero = never), the stream falls behind, or the Hub shuts down. Headers set on w
-// by the caller (a refreshed Set-Cookie) are kept. A cap hit answers 429 {"error":"Too many connections"}.
+// by the caller (a refreshed Set-Cookie) are kept. A cap hit answers 429 {"error":"Too many connections"}; a Hub
+// that is not started yet or shutting down answers 503 with Retry-After.
 //
 // It returns when the stream ends, except with HubConfig.DetachHTTP1, where an HTTP/1.1 stream is hijacked and
 // served by a lean goroutine of its own and ServeStream returns at once.
 func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string, expires time.Time) {
-	h.ensureStarted()
-	s, p0, load, err := h.register(userID)
+	st, err := h.register(userID)
 	if err != nil {
 		status, body := http.StatusTooManyRequests, `{"error":"Too many connections"}`
-		if errors.Is(err, errShuttingDown) {
+		switch {
+		case errors.Is(err, errShuttingDown):
 			status, body = http.StatusServiceUnavailable, `{"error":"Server shutting down"}`
+			w.Header().Set("Retry-After", "1")
+		case errors.Is(err, ErrNotStarted):
+			status, body = http.StatusServiceUnavailable, `{"error":"Real-time service unavailable"}`
 			w.Header().Set("Retry-After", "1")
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -183,38 +66,33 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string,
 		_, _ = w.Write([]byte(body))
 		return
 	}
+	st.lastID, st.expires = r.Header.Get("Last-Event-ID"), expires
 	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	if r.ProtoMajor == 1 {
-		hdr.Set("Connection", "keep-alive")
-	}
-	hdr.Set("X-Accel-Buffering", "no")
+	SetStreamHeaders(hdr, r.ProtoMajor)
 	hdr.Del("Content-Length")
-	lastID := r.Header.Get("Last-Event-ID")
 	rc := http.NewResponseController(w)
 	if h.cfg.DetachHTTP1 && r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
 		if conn, _, err := rc.Hijack(); err == nil {
-			h.detach(conn, hdr, s, userID, lastID, p0, load, expires)
+			h.detach(conn, hdr, st)
 			return
 		}
 		// Not hijackable (a wrapper without Unwrap): serve through net/http below.
 	}
-	defer h.unregister(s)
+	defer h.unregister(st.s)
 	w.WriteHeader(http.StatusOK)
 	_ = rc.SetReadDeadline(time.Time{}) // a server ReadTimeout must not end the stream
-	h.run(r.Context(), &httpWriter{w: w, rc: rc, dl: writeDeadline{timeout: h.cfg.WriteTimeout}}, s, userID, lastID, p0, load, expires)
+	h.run(r.Context(), &httpWriter{w: w, rc: rc, dl: writeDeadline{timeout: h.cfg.WriteTimeout}}, st)
 }
 
 // run is the life of a registered stream: CONNECTED, rooms, replay, then the live loop.
-func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID string, p0 Position, load bool,
-	expires time.Time) {
-	if load { // whatever happens to this stream, the user's other streams wait for these rooms
+func (h *Hub) run(ctx context.Context, fw frameWriter, st streamStart) {
+	s, p0 := st.s, st.p0
+	if st.load { // whatever happens to this stream, the user's other streams wait for these rooms
 		defer h.loadRooms(ctx, s.u)
 	}
 	// Resume point: the client's Last-Event-ID when it is of the current epoch (or when this node has not seen
 	// any record yet, so cannot tell), else the node's position now. replay decides again with a later position.
-	lei, leiOK := parseID(lastID)
+	lei, leiOK := parseID(st.lastID)
 	start := p0
 	if leiOK && (lei.Epoch == p0.Epoch || p0.Epoch == "") {
 		start = lei
@@ -222,11 +100,11 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID
 	now := h.cfg.Now()
 	ts := appendTimestamp(nil, now)
 	connected := &record{head: frameHead(TypeConnected),
-		tail: frameTail(connectedData(userID, string(ts)), formatID(start), h.cfg.Retry)}
+		tail: frameTail(connectedData(st.userID, string(ts)), formatID(start), h.cfg.Retry)}
 	if fw.write(appendFrame(nil, connected, now)) != nil {
 		return
 	}
-	if load {
+	if st.load {
 		// On a helper goroutine: a broker call (go-redis) is deep, and the stack it would grow here would stay
 		// with this long-lived goroutine (about 4 KiB per stream).
 		done := make(chan struct{})
@@ -246,7 +124,7 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, s *stream, userID, lastID
 	if !ok {
 		return
 	}
-	h.loop(ctx, fw, s, skip, expires)
+	h.loop(ctx, fw, s, skip, st.expires)
 }
 
 // replay writes the records addressed to the user between start and the node's current position and returns the
@@ -392,7 +270,7 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 				h.mu.Lock()
 				why := s.reason
 				h.mu.Unlock()
-				if why == closeShutdown {
+				if why == closeShutdown || why == closeResync {
 					jitter := time.Duration(rand.Int64N(int64(2 * h.cfg.Retry)))
 					b = appendRetry(b, h.cfg.Retry+jitter)
 				}

@@ -81,6 +81,7 @@ type Main struct {
 	redis    *redis.Client
 	server   *http.Server
 	listener net.Listener
+	api      *api.Server
 	webhooks *webhooks.Deliverer
 	expiry   *jobs.Runner
 }
@@ -134,7 +135,12 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authenticator: %w", err)
 	}
-	ints, err := newIntegrations(cfg, log, reg)
+	// Webhook deliveries wait in the shared Redis when there is one, so that they survive restarts and node loss.
+	var hookStore webhooks.Store
+	if m.redis != nil {
+		hookStore = webhooks.NewRedisStore(m.redis, "suparelay:webhooks:")
+	}
+	ints, err := newIntegrations(cfg, log, reg, hookStore)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +162,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 			Logger: log,
 		})
 	}
-	srv := api.New(api.Config{
+	m.api = api.New(api.Config{
 		Supa: client, Hub: m.hub, Auth: auth, Verifier: verifier, Logger: log,
 		PublicSupabaseURL: cfg.PublicSupabaseURL, CookieName: cookie, SecureCookies: cfg.SecureCookies,
 		Registry: reg, TrustedProxies: cfg.TrustedProxies, RateLimit: limiter,
@@ -176,6 +182,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	} else {
 		log.Warn("expiry of disappearing messages is off: it needs SUPABASE_SERVICE_ROLE_KEY and EXPIRY_JOB_INTERVAL > 0")
 	}
+	srv := m.api
 	handler := srv.Routes()
 	if cfg.FrontendURL != "" || cfg.ProxySupabase {
 		fd := frontdoor.Config{API: handler, MigrationMode: cfg.MigrationMode, Implemented: srv.Implements,
@@ -225,7 +232,9 @@ func (m *Main) Listen() error {
 }
 
 // Run serves until ctx is done, then shuts down in order: stop accepting, end streams with a retry hint, drain
-// the HTTP server, close the broker and Redis.
+// the HTTP server, finish the background work the handlers left (which may still queue webhook deliveries), stop
+// the webhook deliverer (attempts in flight may finish; the rest waits in its store), then close the broker and
+// Redis. ShutdownTimeout bounds it all, but for the short grace given to canceled work to record where it stopped.
 func (m *Main) Run(ctx context.Context) error {
 	if m.listener == nil {
 		if err := m.Listen(); err != nil {
@@ -234,11 +243,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		if err := m.hub.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			m.log.Error("relay hub stopped", "err", err)
-		}
-	}()
+	// Started before Serve: a stream or a publish that reached a Hub not yet started would be refused.
+	if err := m.hub.Start(runCtx); err != nil {
+		return fmt.Errorf("relay hub: %w", err)
+	}
 	if m.webhooks != nil {
 		go func() {
 			if err := m.webhooks.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -268,10 +276,15 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server.SetKeepAlivesEnabled(false)
 	m.hub.Shutdown(sctx)
 	err := m.server.Shutdown(sctx)
-	cancel()
-	if m.webhooks != nil {
-		_ = m.webhooks.Close()
+	if berr := m.api.Close(sctx); berr != nil {
+		m.log.Warn("background work canceled at shutdown", "err", berr)
 	}
+	if m.webhooks != nil {
+		if werr := m.webhooks.Shutdown(sctx); werr != nil {
+			m.log.Warn("webhook attempts canceled at shutdown; they stay queued", "err", werr)
+		}
+	}
+	cancel()
 	if cerr := m.broker.Close(); cerr != nil {
 		m.log.Warn("closing broker", "err", cerr)
 	}
