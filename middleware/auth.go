@@ -181,14 +181,24 @@ type cookiePick struct {
 	failure     string           // else why none was usable (the most specific Fail* reason)
 }
 
+// maxVerifiedCandidates bounds the signature checks one request can cause through its session cookies (each
+// decodable candidate costs one, ~80 µs for ES256), so duplicates cannot multiply an attacker's cost to us by more
+// than this. Two cookie jars, the realistic worst case, need two.
+const maxVerifiedCandidates = 4
+
 // pickCookieSession tries every session cookie the request carries (usually one; several when the browser sends
 // the name from more than one domain or path) and stops at the first one whose token verifies with life left. A
 // later usable session beats an earlier refreshable one, so no refresh is spent when a good session is at hand.
+// When two sessions both verify, the first in header order wins, as in the browser's own Supabase client (its
+// cookie parser keeps the first of duplicate names). Refused candidates are logged at Info only when no candidate
+// was usable (a sibling domain's stale cookie beside a good one is not news on every request).
 func (a *Authenticator) pickCookieSession(r *http.Request) (cookiePick, error) {
 	ctx := r.Context()
 	p := cookiePick{failure: FailInvalid}
-	seen := FailNoCredentials
+	var refusals []error
+	verified := 0
 	err := eachSessionCookie(r, a.cookie, func(sess *authsession.Session) bool {
+		verified++
 		c, err := a.v.Verify(ctx, sess.AccessToken)
 		switch {
 		case err == nil && time.Until(c.ExpiresAt) > refreshWindow:
@@ -204,16 +214,24 @@ func (a *Authenticator) pickCookieSession(r *http.Request) (cookiePick, error) {
 			}
 		}
 		if err != nil {
-			seen = moreSpecific(seen, a.refused(r, SourceCookie, err))
+			refusals = append(refusals, err)
 		}
-		return true
+		return verified < maxVerifiedCandidates
 	})
-	switch {
-	case p.usable != nil || p.refreshable != nil || p.nearExpiry != nil:
+	if p.usable != nil || p.refreshable != nil || p.nearExpiry != nil {
+		for _, rerr := range refusals {
+			a.log.DebugContext(ctx, "auth: another session cookie refused", "reason", rerr.Error())
+		}
 		return p, nil
-	case seen == FailNoCredentials: // nothing decoded: err says why
+	}
+	if len(refusals) == 0 { // nothing decoded (or nothing at all): err says why
 		return p, err
-	case err != nil: // some candidates decoded and were refused, others did not decode
+	}
+	seen := FailNoCredentials
+	for _, rerr := range refusals {
+		seen = moreSpecific(seen, a.refused(r, SourceCookie, rerr))
+	}
+	if err != nil { // some candidates decoded and were refused, others did not decode
 		a.log.InfoContext(ctx, "auth: session cookie refused", "reason", err.Error())
 		seen = moreSpecific(seen, FailInvalid)
 	}

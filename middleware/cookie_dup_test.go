@@ -109,6 +109,28 @@ func TestDuplicateSessionCookies(t *testing.T) {
 	}
 }
 
+// TestDuplicateSessionCookiesBounded: at most maxVerifiedCandidates signature checks per request, however many
+// decodable sessions the cookies hold: a valid session behind four forged ones is not reached.
+func TestDuplicateSessionCookiesBounded(t *testing.T) {
+	t.Parallel()
+	st := newAuthStack(t, nil, nil)
+	sub := newUUID()
+	var forged []string
+	for range maxVerifiedCandidates {
+		forged = append(forged, cookieHeader(testCookie, sessionJSON(t, newECSigner(t, st.ec.kid).sign(t, userClaims(sub, time.Hour)),
+			"r", sub, time.Now().Add(time.Hour), nil)))
+	}
+	good := chunked(testCookie, sessionJSON(t, st.ec.sign(t, userClaims(sub, time.Hour)), "r", sub, time.Now().Add(time.Hour), nil), 2)
+	resp, body := doReq(t, st.srv.URL, "", strings.Join(append(forged, good...), "; "))
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d %s, want 401", resp.StatusCode, body)
+	}
+	resp, body = doReq(t, st.srv.URL, "", strings.Join(append(forged[1:], good...), "; "))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with one forged session fewer: status %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
 // TestDuplicateSessionCookiesRefresh: a valid session beats an earlier expired one without any refresh; when only an
 // expired one is usable it is refreshed once and written back.
 func TestDuplicateSessionCookiesRefresh(t *testing.T) {
