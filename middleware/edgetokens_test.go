@@ -109,6 +109,8 @@ func edgeCases(t testing.TB, s edgeSigner, iss string) []edgeCase {
 		// iat: PostgREST refuses iat > now + 30 s (JWTIssuedAtFuture) and a non-numeric iat.
 		{name: "iat a year ahead", token: es(bare(claims + `,"aud":"authenticated",` + exp + fmt.Sprintf(`,"iat":%d`, now+365*86400))), pg: pgRefuses, refuse: true},
 		{name: "iat 35 s ahead", token: es(bare(claims + `,"aud":"authenticated",` + exp + fmt.Sprintf(`,"iat":%d`, now+35))), pg: pgRefuses, refuse: true},
+		{name: "iat 32 s ahead", token: es(bare(claims + `,"aud":"authenticated",` + exp + fmt.Sprintf(`,"iat":%d`, now+32))), pg: pgRefuses, refuse: true},
+		{name: "iat 28 s ahead", token: es(bare(claims + `,"aud":"authenticated",` + exp + fmt.Sprintf(`,"iat":%d`, now+28))), pg: pgAccepts},
 		{name: "iat 20 s ahead", token: es(bare(claims + `,"aud":"authenticated",` + exp + fmt.Sprintf(`,"iat":%d`, now+20))), pg: pgAccepts},
 		{name: "iat 1e300", token: es(bare(claims + `,"aud":"authenticated",` + exp + `,"iat":1e300`)), pg: pgRefuses, refuse: true},
 		{name: "iat a string", token: es(bare(claims + `,"aud":"authenticated",` + exp + `,"iat":"1"`)), pg: pgRefuses, refuse: true},
