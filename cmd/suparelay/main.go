@@ -109,8 +109,8 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		m.redis = redis.NewClient(opts)
-		shared = middleware.NewRedisSharedStore(m.redis, "suparelay:auth:")
-		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: "suparelay:relay:", Logger: log,
+		shared = middleware.NewRedisSharedStore(m.redis, cfg.redisKeys("auth:"))
+		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: cfg.redisKeys("relay:"), Logger: log,
 			HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
 	} else {
 		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
@@ -143,7 +143,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if cfg.RateLimits {
 		var store middleware.RateStore = middleware.NewMemoryRateStore(0)
 		if m.redis != nil {
-			store = middleware.NewRedisRateStore(m.redis, "suparelay:rate:")
+			store = middleware.NewRedisRateStore(m.redis, cfg.redisKeys("rate:"))
 		}
 		limiter = middleware.NewRateLimiter(middleware.RateLimitConfig{
 			Rules:    api.RateRules(),
@@ -166,7 +166,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if cfg.ServiceRoleKey != "" && cfg.ExpiryJobInterval > 0 {
 		var lock jobs.Locker = jobs.NewLocalLocker()
 		if m.redis != nil {
-			lock = jobs.NewRedisLocker(m.redis, "suparelay:jobs:")
+			lock = jobs.NewRedisLocker(m.redis, cfg.redisKeys("jobs:"))
 		}
 		m.expiry, err = jobs.NewRunner(jobs.RunnerConfig{Name: "expire-messages", Interval: cfg.ExpiryJobInterval,
 			Lock: lock, Run: client.CleanupExpiredMessages, Logger: log, Registerer: reg})
@@ -191,12 +191,20 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		}
 		log.Info("front door on", "frontend", cfg.FrontendURL, "proxy_supabase", cfg.ProxySupabase, "migration_mode", cfg.MigrationMode)
 	}
+	if cfg.BodyTimeout > 0 {
+		handler = middleware.BodyTimeout(middleware.BodyTimeoutConfig{Timeout: cfg.BodyTimeout,
+			MinRate: int64(cfg.BodyMinRate), Logger: log})(handler)
+	}
+	// Outermost, so the access log (inside api) names the same client as the rate limits: after TRUSTED_PROXIES.
+	handler = middleware.ResolveClientIP(cfg.TrustedProxies)(handler)
 	m.server = &http.Server{
-		Addr:    net.JoinHostPort("", strconv.Itoa(cfg.Port)),
+		Addr:    cfg.listenAddr(),
 		Handler: handler,
 		// No WriteTimeout: it would cut every SSE stream. The stream sets a deadline per write instead, and the
 		// other handlers are bounded by the Supabase call timeout. No ReadTimeout either: the front door streams
-		// uploads of up to 2 GiB to Storage; API bodies are capped by size instead.
+		// uploads of up to 2 GiB to Storage, and a deadline left on the connection after the body would cancel
+		// the request (net/http's background read). Bodies get their own deadline and rate (BodyTimeout above)
+		// and API bodies are capped by size.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -205,6 +213,24 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	log.Info("configured", "supabase", cfg.SupabaseURL, "public_supabase", cfg.PublicSupabaseURL, "cookie", cookie,
 		"broker", brokerName(cfg.RedisURL), "hs256_fallback", cfg.JWTSecret != "", "service_role", cfg.ServiceRoleKey != "")
 	return m, nil
+}
+
+// redisKeys is the key prefix of one part of the server under REDIS_PREFIX, so two deployments (or two test
+// stacks) sharing a Redis keep their events, rooms, limits and locks apart. A Config built by hand (not through
+// LoadConfig) gets the historical "suparelay:".
+func (c Config) redisKeys(part string) string {
+	if c.RedisPrefix == "" {
+		return "suparelay:" + part
+	}
+	return c.RedisPrefix + part
+}
+
+// listenAddr is LISTEN_ADDR resolved by LoadConfig, or every interface on PORT for a Config built by hand.
+func (c Config) listenAddr() string {
+	if c.ListenAddr == "" {
+		return net.JoinHostPort("", strconv.Itoa(c.Port))
+	}
+	return c.ListenAddr
 }
 
 func brokerName(redisURL string) string {
