@@ -1,12 +1,10 @@
 package middleware
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -31,18 +29,20 @@ type bodyTimeoutKey struct{}
 // BodyTimeout puts a read deadline on request bodies, so that a client trickling its body (Content-Length: 1000,
 // then one byte a second) cannot hold a connection and its goroutine for as long as it likes.
 //
-// Why not http.Server.ReadTimeout: it is one deadline for the whole request, so it would also cut the uploads the
-// front door streams to Storage (up to 2 GiB), and net/http keeps reading the connection in the background once a
-// body is consumed (to notice a client going away): a deadline left behind then cancels the request's context,
-// which would end long-lived SSE streams and slow handlers. So the deadline is set here, per request, only for
-// requests that have a body, is moved forward as the body arrives at MinRate or faster (never more than Timeout
-// past the last data), and is cleared as soon as the body is read to its end. A body left unread keeps its
-// deadline, which also bounds net/http's draining of it after the handler.
+// Why not http.Server.ReadTimeout: it is one fixed deadline for head and body together. net/http (Go 1.26, read in
+// its source) clears the connection's read deadline when it starts its background read, right after the head for
+// a request without a body and at the body's end otherwise, and again on Hijack, so it would not cut SSE streams;
+// but one fixed deadline either cuts the uploads the front door streams to Storage (signed uploads of up to 2 GiB)
+// or, set long enough for them, does nothing against a trickled 1 KiB API body. So the deadline is set here, per
+// request, only when there is a body, and moved forward as the body arrives: the next bytes are due by
+// start + Timeout + bytes/MinRate and never more than Timeout after the last data. It is cleared at the body's end
+// (net/http does so too; doing it here does not depend on that), and a body left unread keeps it, which also
+// bounds net/http's draining of that body after the handler.
 //
-// When the deadline passes while the handler reads, the read fails (the handler sees a timeout error; its request
-// context is cancelled by net/http) and the client gets 408 {"error":"Request body timed out"} with
-// Connection: close in place of whatever the handler answers, if the handler had not yet started its response.
-// Writers that cannot take a deadline (httptest recorders) leave the request untouched.
+// When the deadline passes while the handler reads, the read fails with a timeout (net/http also cancels the
+// request's context) and, if the handler had not yet started its response, the client gets 408
+// {"error":"Request body timed out"} with Connection: close in place of whatever the handler answers; AccessLog
+// records that 408. Writers that cannot take a deadline (httptest recorders) leave the request untouched.
 //
 // Put it outermost (before anything that reads the body): every wrapper between it and net/http must support
 // http.ResponseController (Unwrap), as this package's wrappers do.
@@ -202,17 +202,6 @@ func (t *timeoutWriter) Flush() {
 	if !t.replaced {
 		_ = http.NewResponseController(t.ResponseWriter).Flush()
 	}
-}
-
-// Hijack hands the connection over without the body's deadline: whoever takes the connection owns its reads (the
-// relay's detached streams read it to notice the client leaving, and must not time out).
-func (t *timeoutWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := http.NewResponseController(t.ResponseWriter).Hijack()
-	if err == nil {
-		t.st.done.Store(true)
-		_ = conn.SetReadDeadline(time.Time{})
-	}
-	return conn, rw, err
 }
 
 func (t *timeoutWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }

@@ -202,9 +202,9 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		Handler: handler,
 		// No WriteTimeout: it would cut every SSE stream. The stream sets a deadline per write instead, and the
 		// other handlers are bounded by the Supabase call timeout. No ReadTimeout either: the front door streams
-		// uploads of up to 2 GiB to Storage, and a deadline left on the connection after the body would cancel
-		// the request (net/http's background read). Bodies get their own deadline and rate (BodyTimeout above)
-		// and API bodies are capped by size.
+		// uploads of up to 2 GiB to Storage, and one fixed deadline for every body would cut those or be too
+		// long for the rest. Bodies get a deadline that follows their progress (BodyTimeout above, with the
+		// reasons), and API bodies are capped by size.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
