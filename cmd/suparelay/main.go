@@ -153,7 +153,8 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 				id, ok := middleware.IdentityFrom(r.Context())
 				return id.AuthUID, ok
 			},
-			Logger: log,
+			Logger:     log,
+			Registerer: reg, // per-node fallback while Redis is down: suparelay_ratelimit_fallback_active
 		})
 	}
 	srv := api.New(api.Config{
