@@ -6,6 +6,7 @@ package middleware
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -239,13 +240,21 @@ func (l *rlLimiter) middleware(next http.Handler) http.Handler {
 	})
 }
 
+// rlUABuckets bounds the IP+UA windows one address can open per limit. The User-Agent is caller-chosen: without
+// a bound, one address cycling through made-up agents (its requests refused by the address's own limit, but still
+// counted) would fill the per-node store, whose evictions hand other callers fresh budgets, and Redis with keys.
+// Two browsers behind one address share an IP+UA window only when their agents land in the same bucket (1 in 64);
+// they share the address's own window anyway.
+const rlUABuckets = 64
+
 // rlKey builds a bounded key: the rule, the limit's kind and window (so changing a budget never mixes windows),
 // and the caller. User-Agent and user keys are hashed because they are caller-chosen text of any length.
 func rlKey(rule string, lim RateLimit, ip, ua, user string) string {
 	prefix := rule + ":" + lim.Kind.String() + ":" + strconv.FormatInt(int64(lim.Window/time.Millisecond), 10) + ":"
 	switch lim.Kind {
 	case RateByIPUA:
-		return prefix + ip + "|" + rlHash(ua)
+		sum := sha256.Sum256([]byte(ua))
+		return prefix + ip + "|ua" + strconv.Itoa(int(binary.BigEndian.Uint16(sum[:2])%rlUABuckets))
 	case RateByUser:
 		return prefix + rlHash(user)
 	}

@@ -302,6 +302,27 @@ func TestMemoryRateStoreBounded(t *testing.T) {
 	}
 }
 
+// TestRateLimitUAWindowsBounded: one address sending a new User-Agent with every request opens at most
+// rlUABuckets IP+UA windows per limit (plus its IP window), and stays refused by its IP limit throughout.
+func TestRateLimitUAWindowsBounded(t *testing.T) {
+	t.Parallel()
+	store := NewMemoryRateStore(0)
+	h := rlTestHandler(RateLimitConfig{Store: store})
+	if n := rlAllowed(t, h, rlMsg, 8, func(i int) rlReq {
+		return rlReq{"POST", "/api/auth/x", "198.51.100.77", "agent-" + strconv.Itoa(i), ""}
+	}); n != 8 {
+		t.Fatalf("allowed %d, want 8 (the IP limit)", n)
+	}
+	for i := range 5000 {
+		if w := rlDo(h, rlReq{"POST", "/api/auth/x", "198.51.100.77", "made-up-" + strconv.Itoa(i), ""}); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("request %d: status %d, want 429", i, w.Code)
+		}
+	}
+	if n := store.Len(); n > 1+rlUABuckets {
+		t.Fatalf("windows held for one address: %d, want <= %d", n, 1+rlUABuckets)
+	}
+}
+
 func rlRedis(t *testing.T, url string) *redis.Client {
 	t.Helper()
 	opt, err := redis.ParseURL(url)
