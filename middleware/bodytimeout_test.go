@@ -145,16 +145,17 @@ func TestBodyTimeoutSlowClient(t *testing.T) {
 // uploads the front door streams to Storage), but a pause longer than Timeout is not, whatever was sent before.
 func TestBodyTimeoutRateKeepsFastBodies(t *testing.T) {
 	t.Parallel()
-	cfg := BodyTimeoutConfig{Timeout: 300 * time.Millisecond, MinRate: 1000}
+	// Generous margins: the machine running the tests may be busy, and a late sleep must not look like a pause.
+	cfg := BodyTimeoutConfig{Timeout: time.Second, MinRate: 1000}
 	t.Run("steady", func(t *testing.T) {
 		t.Parallel()
 		done := make(chan time.Time, 1)
 		bs := newBTServer(t, cfg, readAllHandler(done))
-		const n = 1500 // 100 bytes every 50 ms: 2000 B/s, 750 ms in all, 2.5 × Timeout
+		const n = 3000 // 200 bytes every 100 ms: 2000 B/s, 1.5 s in all, 1.5 × Timeout
 		c, br := bs.dial(t, http.MethodPost, "/upload", n)
-		for range n / 100 {
-			time.Sleep(50 * time.Millisecond)
-			if _, err := c.Write([]byte(strings.Repeat("x", 100))); err != nil {
+		for range n / 200 {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := c.Write([]byte(strings.Repeat("x", 200))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -167,15 +168,15 @@ func TestBodyTimeoutRateKeepsFastBodies(t *testing.T) {
 		t.Parallel()
 		done := make(chan time.Time, 1)
 		bs := newBTServer(t, cfg, readAllHandler(done))
-		c, br := bs.dial(t, http.MethodPost, "/upload", 1000)
-		if _, err := c.Write([]byte(strings.Repeat("x", 900))); err != nil { // earns 900 ms by the rate
+		c, br := bs.dial(t, http.MethodPost, "/upload", 2000)
+		if _, err := c.Write([]byte(strings.Repeat("x", 1800))); err != nil { // earns 1.8 s by the rate
 			t.Fatal(err)
 		}
 		start := time.Now()
 		res, body := readResponse(t, br, c, 5*time.Second)
 		want408(t, res, body)
-		if el := time.Since(start); el > 800*time.Millisecond {
-			t.Errorf("a pause was allowed for %v: the idle limit is Timeout (300 ms)", el)
+		if el := time.Since(start); el > 2300*time.Millisecond {
+			t.Errorf("a pause was allowed for %v: the idle limit is Timeout (1 s), not the 2.8 s the rate earned", el)
 		}
 	})
 }
