@@ -38,7 +38,7 @@ func TestLoadConfigListenAddr(t *testing.T) {
 			t.Errorf("LISTEN_ADDR=%q PORT=%q: %v", tc.listen, tc.port, err)
 			continue
 		}
-		if c.ListenAddr != tc.want || c.listenAddr() != tc.want {
+		if c.ListenAddr != tc.want || c.bindAddr() != tc.want {
 			t.Errorf("LISTEN_ADDR=%q PORT=%q: %q, want %q", tc.listen, tc.port, c.ListenAddr, tc.want)
 		}
 	}
@@ -50,7 +50,7 @@ func TestLoadConfigListenAddr(t *testing.T) {
 		}
 	}
 	// A Config built by hand keeps the historical behaviour.
-	if got := (Config{Port: 5000}).listenAddr(); got != ":5000" {
+	if got := (Config{Port: 5000}).bindAddr(); got != ":5000" {
 		t.Errorf("hand-built Config listens on %q", got)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -199,7 +198,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	// Outermost, so the access log (inside api) names the same client as the rate limits: after TRUSTED_PROXIES.
 	handler = middleware.ResolveClientIP(cfg.TrustedProxies)(handler)
 	m.server = &http.Server{
-		Addr:    cfg.listenAddr(),
+		Addr:    cfg.bindAddr(),
 		Handler: handler,
 		// No WriteTimeout: it would cut every SSE stream. The stream sets a deadline per write instead, and the
 		// other handlers are bounded by the Supabase call timeout. No ReadTimeout either: the front door streams
@@ -214,24 +213,6 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	log.Info("configured", "supabase", cfg.SupabaseURL, "public_supabase", cfg.PublicSupabaseURL, "cookie", cookie,
 		"broker", brokerName(cfg.RedisURL), "hs256_fallback", cfg.JWTSecret != "", "service_role", cfg.ServiceRoleKey != "")
 	return m, nil
-}
-
-// redisKeys is the key prefix of one part of the server under REDIS_PREFIX, so two deployments (or two test
-// stacks) sharing a Redis keep their events, rooms, limits and locks apart. A Config built by hand (not through
-// LoadConfig) gets the historical "suparelay:".
-func (c Config) redisKeys(part string) string {
-	if c.RedisPrefix == "" {
-		return "suparelay:" + part
-	}
-	return c.RedisPrefix + part
-}
-
-// listenAddr is LISTEN_ADDR resolved by LoadConfig, or every interface on PORT for a Config built by hand.
-func (c Config) listenAddr() string {
-	if c.ListenAddr == "" {
-		return net.JoinHostPort("", strconv.Itoa(c.Port))
-	}
-	return c.ListenAddr
 }
 
 func brokerName(redisURL string) string {

@@ -1,5 +1,7 @@
 package main
 
+// Where the server binds (LISTEN_ADDR, PORT) and where its Redis keys live (REDIS_PREFIX).
+
 import (
 	"errors"
 	"fmt"
@@ -63,4 +65,22 @@ func redisPrefixOK(p string) error {
 		}
 	}
 	return nil
+}
+
+// redisKeys is the key prefix of one part of the server under REDIS_PREFIX, so two deployments (or two test
+// stacks) sharing a Redis keep their events, rooms, limits and locks apart. A Config built by hand (not through
+// LoadConfig) gets the historical "suparelay:".
+func (c Config) redisKeys(part string) string {
+	if c.RedisPrefix == "" {
+		return "suparelay:" + part
+	}
+	return c.RedisPrefix + part
+}
+
+// bindAddr is LISTEN_ADDR resolved by LoadConfig, or every interface on PORT for a Config built by hand.
+func (c Config) bindAddr() string {
+	if c.ListenAddr == "" {
+		return net.JoinHostPort("", strconv.Itoa(c.Port))
+	}
+	return c.ListenAddr
 }
