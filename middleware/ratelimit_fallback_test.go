@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -185,5 +186,60 @@ func TestRateLimitRedisStoppedAndBack(t *testing.T) {
 		if n := bytes.Count(buf.Bytes(), []byte(want)); n != 1 {
 			t.Errorf("log has %q %d times, want once:\n%s", want, n, buf.String())
 		}
+	}
+}
+
+// TestRateLimitRedisHangs: a Redis that accepts connections and never answers (a hung process, a dead peer behind
+// a proxy) costs the first request the store timeout (with a client honouring context deadlines, as cmd/suparelay
+// builds it), then the per-node fallback answers at once and still refuses beyond the budget.
+func TestRateLimitRedisHangs(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn // held open, never answered
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	opt, err := redis.ParseURL("redis://" + ln.Addr().String() + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.ContextTimeoutEnabled = true
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { _ = client.Close() })
+	h := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(client, "x:")})
+	q := rlReq{"POST", "/api/auth/x", "203.0.113.1", "ua", ""}
+	start := time.Now()
+	if w := rlDo(h, q); w.Code != http.StatusOK {
+		t.Fatalf("first request: status %d", w.Code)
+	}
+	if el := time.Since(start); el > DefaultRateStoreTimeout+time.Second {
+		t.Fatalf("first request took %v with Redis hanging, want about the store timeout (%v)", el, DefaultRateStoreTimeout)
+	}
+	start = time.Now()
+	if n := rlAllowed(t, h, rlMsg, 3, func(int) rlReq { return q }); n != 3 {
+		t.Fatalf("allowed %d more, want 3 (4 per IP+UA, per node)", n)
+	}
+	if el := time.Since(start); el > 200*time.Millisecond {
+		t.Errorf("requests on the fallback took %v: they must not wait on the hung store", el)
 	}
 }

@@ -78,6 +78,7 @@ type Main struct {
 	hub      *relay.Hub
 	broker   relay.Broker
 	redis    *redis.Client
+	rlRedis  *redis.Client // the rate limits' own client (deadlines honoured); nil without Redis or limits
 	server   *http.Server
 	listener net.Listener
 	webhooks *webhooks.Deliverer
@@ -142,7 +143,13 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if cfg.RateLimits {
 		var store middleware.RateStore = middleware.NewMemoryRateStore(0)
 		if m.redis != nil {
-			store = middleware.NewRedisRateStore(m.redis, cfg.redisKeys("rate:"))
+			// A client of their own that honours context deadlines: a Redis that hangs (rather than refusing
+			// connections) then costs the requests that arrive before the per-node fallback takes over
+			// middleware.DefaultRateStoreTimeout each, not go-redis's own 5 s. Measured: 0.5 s against 5 s.
+			ro := *m.redis.Options()
+			ro.ContextTimeoutEnabled = true
+			m.rlRedis = redis.NewClient(&ro)
+			store = middleware.NewRedisRateStore(m.rlRedis, cfg.redisKeys("rate:"))
 		}
 		limiter = middleware.NewRateLimiter(middleware.RateLimitConfig{
 			Rules:    api.RateRules(),
@@ -285,6 +292,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.redis != nil {
 		_ = m.redis.Close()
+	}
+	if m.rlRedis != nil {
+		_ = m.rlRedis.Close()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
