@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BodyTimeoutConfig configures [BodyTimeout].
@@ -21,6 +23,9 @@ type BodyTimeoutConfig struct {
 	// next ones are due by start + Timeout + n/MinRate. 0 = the whole body within Timeout.
 	MinRate int64
 	Logger  *slog.Logger // nil = slog.Default()
+	// Registerer gets suparelay_http_body_timeouts_total (the metrics middleware inside records the handler's own
+	// status for these requests, not the 408); nil = none.
+	Registerer prometheus.Registerer
 }
 
 // bodyTimeoutKey is the context key of a request's *bodyState, read by AccessLog.
@@ -51,6 +56,18 @@ func BodyTimeout(cfg BodyTimeoutConfig) func(http.Handler) http.Handler {
 		panic("middleware: BodyTimeout needs a positive Timeout and a MinRate >= 0")
 	}
 	log := orDefault(cfg.Logger)
+	timeouts := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "suparelay", Subsystem: "http",
+		Name: "body_timeouts_total", Help: "Requests whose body did not arrive in time (REQUEST_BODY_TIMEOUT)."})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(timeouts); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if c, ok := are.ExistingCollector.(prometheus.Counter); ok {
+					timeouts = c
+				}
+			}
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Body == nil || r.Body == http.NoBody {
@@ -70,6 +87,7 @@ func BodyTimeout(cfg BodyTimeoutConfig) func(http.Handler) http.Handler {
 			next.ServeHTTP(tw, r.WithContext(context.WithValue(r.Context(), bodyTimeoutKey{}, st)))
 			st.done.Store(true)
 			if st.timedOut.Load() {
+				timeouts.Inc()
 				if !tw.wrote {
 					tw.replace()
 				}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // btServer serves h behind BodyTimeout on a real loopback listener, configured as cmd/suparelay configures its
@@ -121,7 +123,8 @@ func (bs *btServer) waitClosed(t *testing.T, within time.Duration) {
 func TestBodyTimeoutSlowClient(t *testing.T) {
 	t.Parallel()
 	done := make(chan time.Time, 1)
-	bs := newBTServer(t, BodyTimeoutConfig{Timeout: 400 * time.Millisecond, MinRate: 100}, readAllHandler(done))
+	reg := prometheus.NewRegistry()
+	bs := newBTServer(t, BodyTimeoutConfig{Timeout: 400 * time.Millisecond, MinRate: 100, Registerer: reg}, readAllHandler(done))
 	c, br := bs.dial(t, http.MethodPost, "/api/messages/send", 1000)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -139,6 +142,9 @@ func TestBodyTimeoutSlowClient(t *testing.T) {
 		t.Fatal("the handler is still blocked reading the body")
 	}
 	bs.waitClosed(t, 2*time.Second)
+	if n := rlGauge(t, reg, "suparelay_http_body_timeouts_total"); n != 1 {
+		t.Errorf("body_timeouts_total = %v, want 1", n)
+	}
 }
 
 // TestBodyTimeoutRateKeepsFastBodies: a body taking much longer than Timeout is fine while it keeps MinRate (the

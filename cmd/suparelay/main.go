@@ -200,7 +200,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	}
 	if cfg.BodyTimeout > 0 {
 		handler = middleware.BodyTimeout(middleware.BodyTimeoutConfig{Timeout: cfg.BodyTimeout,
-			MinRate: int64(cfg.BodyMinRate), Logger: log})(handler)
+			MinRate: int64(cfg.BodyMinRate), Logger: log, Registerer: reg})(handler)
 	}
 	// Outermost, so the access log (inside api) names the same client as the rate limits: after TRUSTED_PROXIES.
 	handler = middleware.ResolveClientIP(cfg.TrustedProxies)(handler)
