@@ -279,8 +279,9 @@ func TestBodyTimeoutAccessLog(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &line); err != nil {
 		t.Fatalf("log %q: %v", logs.String(), err)
 	}
-	if line["status"] != float64(http.StatusRequestTimeout) || line["client"] != "127.0.0.1" {
-		t.Fatalf("access log %v, want status 408 and client 127.0.0.1", line)
+	if line["status"] != float64(http.StatusRequestTimeout) || line["client"] != "127.0.0.1" ||
+		line["bytes"] != float64(len(bodyTimeoutJSON)) {
+		t.Fatalf("access log %v, want status 408, the 408's size and client 127.0.0.1", line)
 	}
 }
 

@@ -156,7 +156,8 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 
 func logAccess(logger *slog.Logger, r *http.Request, li *logInfo, status int, bytes int64, d time.Duration) {
 	if bodyTimedOut(r.Context()) {
-		status = http.StatusRequestTimeout // BodyTimeout, further out, answers 408 in place of the handler
+		// BodyTimeout, further out, answers 408 in place of the handler.
+		status, bytes = http.StatusRequestTimeout, int64(len(bodyTimeoutJSON))
 	}
 	logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
