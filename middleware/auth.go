@@ -243,7 +243,7 @@ func (a *Authenticator) pickCookieSession(r *http.Request) (cookiePick, error) {
 func (a *Authenticator) refreshCookie(w http.ResponseWriter, r *http.Request, old *authsession.Session, oldClaims *Claims,
 	reason string) (*Identity, string) {
 	ctx := r.Context()
-	sess, err := a.refresh.do(ctx, old.RefreshToken)
+	sess, err := a.refresh.do(ctx, refreshOwner(old.AccessToken), old.RefreshToken)
 	switch {
 	case errors.Is(err, authsession.ErrRejected):
 		a.log.InfoContext(ctx, "auth: refresh token rejected; deleting the session cookie", "err", err.Error())

@@ -17,6 +17,10 @@ import (
 // listed with its default in .env.example.
 type Config struct {
 	Port              int
+	ListenAddr        string // host:port to bind; from LISTEN_ADDR and PORT
+	RedisPrefix       string // every Redis key starts with it (auth:, relay:, rate:, jobs: below it)
+	BodyTimeout       time.Duration
+	BodyMinRate       int    // bytes per second a request body must keep up after BodyTimeout
 	SupabaseURL       string // how this server reaches Supabase
 	PublicSupabaseURL string // the Supabase URL the browser was built with (avatar and upload URLs, cookie name)
 	AnonKey           string
@@ -206,6 +210,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SSEHistorySize:    num("SSE_HISTORY_SIZE", 10000),
 		SSEHistoryTTL:     dur("SSE_HISTORY_TTL", 5*time.Minute),
 		ExpiryJobInterval: dur("EXPIRY_JOB_INTERVAL", time.Minute),
+		RedisPrefix:       str("REDIS_PREFIX", "suparelay:"),
+		BodyTimeout:       dur("REQUEST_BODY_TIMEOUT", 30*time.Second),
+		BodyMinRate:       num("REQUEST_BODY_MIN_RATE", 8<<10),
 	}
 	c.RateLimits = boolean("RATE_LIMITS", true)
 	c.SSEDetach = boolean("SSE_DETACH", true)
@@ -254,6 +261,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("PORT: %d is not a TCP port", c.Port))
+	}
+	if addr, err := listenAddr(str("LISTEN_ADDR", ""), c.Port); err != nil {
+		errs = append(errs, fmt.Errorf("LISTEN_ADDR: %w", err))
+	} else {
+		c.ListenAddr = addr
+	}
+	if err := redisPrefixOK(c.RedisPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("REDIS_PREFIX: %w", err))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
