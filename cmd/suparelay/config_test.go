@@ -104,6 +104,27 @@ func TestLoadConfigBodyTimeout(t *testing.T) {
 	}
 }
 
+func TestLoadConfigGateAndMessageLimits(t *testing.T) {
+	c, err := LoadConfig(env(base(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SupabaseMaxConcurrent != 8 || c.SupabaseQueueWait != 250*time.Millisecond || c.MessageMetadataMaxBytes != 8192 ||
+		c.MessageMaxRecipients != 1000 || c.MessageCiphertextMaxBytes != 65536 {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = LoadConfig(env(base(map[string]string{"SUPABASE_MAX_CONCURRENT": "0", "MESSAGE_METADATA_MAX_BYTES": "100"})))
+	if err != nil || c.SupabaseMaxConcurrent != 0 || c.MessageMetadataMaxBytes != 100 {
+		t.Errorf("set: %d %d %v", c.SupabaseMaxConcurrent, c.MessageMetadataMaxBytes, err)
+	}
+	_, err = LoadConfig(env(base(map[string]string{"SUPABASE_QUEUE_WAIT": "soon", "MESSAGE_MAX_RECIPIENTS": "many"})))
+	for _, want := range []string{"SUPABASE_QUEUE_WAIT", "MESSAGE_MAX_RECIPIENTS"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
 // TestEnvExampleListsEverything: every variable LoadConfig reads is in .env.example with a KEY= line.
 func TestEnvExampleListsEverything(t *testing.T) {
 	b, err := os.ReadFile("../../.env.example")

@@ -93,7 +93,8 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	client, err := supa.New(supa.Config{URL: cfg.SupabaseURL, AnonKey: cfg.AnonKey, ServiceRoleKey: cfg.ServiceRoleKey,
-		Timeout: cfg.SupabaseTimeout})
+		Timeout: cfg.SupabaseTimeout, MaxConcurrent: cfg.SupabaseMaxConcurrent, QueueWait: cfg.SupabaseQueueWait,
+		Observe: newUpstreamMetrics(reg)})
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +139,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	// Webhook deliveries wait in the shared Redis when there is one, so that they survive restarts and node loss.
 	var hookStore webhooks.Store
 	if m.redis != nil {
-		hookStore = webhooks.NewRedisStore(m.redis, "suparelay:webhooks:")
+		hookStore = webhooks.NewRedisStore(m.redis, cfg.redisKeys("webhooks:"))
 	}
 	ints, err := newIntegrations(cfg, log, reg, hookStore)
 	if err != nil {
@@ -175,7 +176,10 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		Registry: reg, TrustedProxies: cfg.TrustedProxies, RateLimit: limiter,
 		Webhooks: ints.webhooks, SMS: ints.sms, TelnyxPublicKey: cfg.TelnyxPublicKey, TelnyxReply: ints.telnyxReply,
 		AlertMailer: ints.mailer, AlertTo: cfg.AlertEmailTo, AppOrigins: cfg.AppOrigins,
+		MessageLimits: api.MessageLimits{MetadataMaxBytes: cfg.MessageMetadataMaxBytes,
+			MaxRecipients: cfg.MessageMaxRecipients, CiphertextMaxBytes: cfg.MessageCiphertextMaxBytes},
 	})
+	registerStateMetrics(reg, client, m.hub)
 	if cfg.ServiceRoleKey != "" && cfg.ExpiryJobInterval > 0 {
 		var lock jobs.Locker = jobs.NewLocalLocker()
 		if m.redis != nil {
