@@ -338,10 +338,16 @@ func rlRedis(t *testing.T, url string) *redis.Client {
 // share one budget; keys carry a TTL.
 func TestRateLimitRedisShared(t *testing.T) {
 	t.Parallel()
-	url := testenv.RedisURL(t)
+	a, b := testenv.RedisClients(t), testenv.RedisClients(t) // two nodes, on Redis and on the cluster
+	for name := range a {
+		t.Run(name, func(t *testing.T) { t.Parallel(); testRateLimitRedisShared(t, a[name], b[name]) })
+	}
+}
+
+func testRateLimitRedisShared(t *testing.T, ca, cb redis.UniversalClient) {
 	prefix := "test:rl:" + testenv.RandomHex(6) + ":"
-	nodeA := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(rlRedis(t, url), prefix)})
-	nodeB := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(rlRedis(t, url), prefix)})
+	nodeA := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(ca, prefix)})
+	nodeB := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(cb, prefix)})
 	q := rlReq{"POST", "/api/auth/verify-sms", "203.0.113.50", "Mozilla/5.0", ""}
 	for i := range 4 {
 		h := nodeA
@@ -361,8 +367,8 @@ func TestRateLimitRedisShared(t *testing.T) {
 			t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
 		}
 	}
-	c := rlRedis(t, url)
-	keys, err := c.Keys(context.Background(), prefix+"*").Result()
+	c := ca
+	keys, err := testenv.RedisKeys(context.Background(), c, prefix+"*")
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("keys = %v, %v; want 2", keys, err)
 	}
@@ -371,7 +377,7 @@ func TestRateLimitRedisShared(t *testing.T) {
 			t.Errorf("%s TTL = %v", k, ttl)
 		}
 	}
-	t.Cleanup(func() { c.Del(context.Background(), keys...) })
+	t.Cleanup(func() { testenv.DeleteRedisKeys(context.Background(), c, prefix+"*") })
 }
 
 // TestRateLimitRedisDown: a Redis that cannot be reached at all (nothing listens) is replaced by per-node counting

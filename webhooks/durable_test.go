@@ -211,7 +211,20 @@ func TestWebhookDurableNodeLoss(t *testing.T) {
 // at-least-once is exactly once), and the second node takes its share.
 func TestWebhookDurableOneClaimer(t *testing.T) {
 	t.Parallel()
+	for _, name := range []string{"redis", "cluster"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			// Each deliverer is a node with its own connection; on the cluster, the store's keys share one slot.
+			client := func() redis.UniversalClient { return testenv.RedisClients(t)[name] }
+			testOneClaimer(t, client)
+		})
+	}
+}
+
+func testOneClaimer(t *testing.T, client func() redis.UniversalClient) {
 	prefix := testPrefix(t)
+	cleanup := client()
+	t.Cleanup(func() { testenv.DeleteRedisKeys(context.Background(), cleanup, prefix+"*") })
 	var mu sync.Mutex
 	inflight := map[string]int{}
 	seen := map[string]int{}
@@ -235,7 +248,7 @@ func TestWebhookDurableOneClaimer(t *testing.T) {
 	var ds [2]*Deliverer
 	for i := range ds {
 		ds[i] = newOrFail(t, Config{SigningSecret: "s", AllowNets: loopback, PollInterval: 10 * time.Millisecond,
-			Store: NewRedisStore(testRedis(t), prefix)})
+			Store: NewRedisStore(client(), prefix)})
 		runDeliverer(t, ds[i])
 	}
 	const n = 40

@@ -33,6 +33,7 @@ type Config struct {
 	CookieName        string
 	SecureCookies     bool
 	RedisURL          string
+	RedisCluster      bool // REDIS_URL names the seed nodes of a Redis Cluster
 	TrustedProxies    []netip.Prefix
 	LogLevel          string
 	LogFormat         string
@@ -230,6 +231,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BodyMinRate:               num("REQUEST_BODY_MIN_RATE", 8<<10),
 	}
 	c.RateLimits = boolean("RATE_LIMITS", true)
+	c.RedisCluster = boolean("REDIS_CLUSTER", false)
 	c.SSEDetach = boolean("SSE_DETACH", true)
 	c.RedirectWWW = boolean("REDIRECT_WWW", false)
 	c.SSEPresence = boolean("SSE_PRESENCE", true)

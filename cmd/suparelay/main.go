@@ -77,8 +77,8 @@ type Main struct {
 	log      *slog.Logger
 	hub      *relay.Hub
 	broker   relay.Broker
-	redis    *redis.Client
-	rlRedis  *redis.Client // the rate limits' own client (deadlines honoured); nil without Redis or limits
+	redis    redis.UniversalClient
+	rlRedis  redis.UniversalClient // the rate limits' own client (deadlines honoured); nil without Redis or limits
 	server   *http.Server
 	listener net.Listener
 	api      *api.Server
@@ -106,13 +106,13 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	}
 	var shared middleware.SharedStore
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		if m.redis, err = openRedis(cfg.RedisURL, cfg.RedisCluster, false); err != nil {
+			return nil, err
 		}
-		m.redis = redis.NewClient(opts)
 		shared = middleware.NewRedisSharedStore(m.redis, cfg.redisKeys("auth:"))
-		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: cfg.redisKeys("relay:"), Logger: log,
+		// One hash tag for every relay key: its scripts touch several keys at once, which a Redis Cluster allows only
+		// within one slot (the log and memberships then live on one master; they are small).
+		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: cfg.redisKeys("{relay}:"), Logger: log,
 			HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
 	} else {
 		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
@@ -153,9 +153,9 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 			// A client of their own that honours context deadlines: a Redis that hangs (rather than refusing
 			// connections) then costs the requests that arrive before the per-node fallback takes over
 			// middleware.DefaultRateStoreTimeout each, not go-redis's own 5 s. Measured: 0.5 s against 5 s.
-			ro := *m.redis.Options()
-			ro.ContextTimeoutEnabled = true
-			m.rlRedis = redis.NewClient(&ro)
+			if m.rlRedis, err = openRedis(cfg.RedisURL, cfg.RedisCluster, true); err != nil {
+				return nil, err
+			}
 			store = middleware.NewRedisRateStore(m.rlRedis, cfg.redisKeys("rate:"))
 		}
 		limiter = middleware.NewRateLimiter(middleware.RateLimitConfig{
