@@ -84,6 +84,7 @@ type Main struct {
 	api      *api.Server
 	webhooks *webhooks.Deliverer
 	expiry   *jobs.Runner
+	registry *prometheus.Registry // everything /metrics exports
 }
 
 // NewMain builds the server from cfg. Nothing here needs Supabase or Redis to be up.
@@ -91,6 +92,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	m := &Main{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry = reg
 
 	client, err := supa.New(supa.Config{URL: cfg.SupabaseURL, AnonKey: cfg.AnonKey, ServiceRoleKey: cfg.ServiceRoleKey,
 		Timeout: cfg.SupabaseTimeout, MaxConcurrent: cfg.SupabaseMaxConcurrent, QueueWait: cfg.SupabaseQueueWait,
