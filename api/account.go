@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -21,6 +20,8 @@ import (
 	"github.com/qryptchat/suparelay/supa"
 )
 
+// accountRoutes registers the routes of the caller's own account: backup PIN, salt and avatar (whose paths sit under
+// /auth/ for history's sake), profile texts and the nuclear delete.
 func (s *Server) accountRoutes(r chi.Router) {
 	r.Get("/auth/backup-pin", s.getBackupPin)
 	r.Post("/auth/backup-pin", s.setBackupPin)
@@ -35,7 +36,8 @@ func (s *Server) accountRoutes(r chi.Router) {
 	}
 }
 
-// nuclearDeleteOnly is the original's 405 JSON stub for the other methods of /api/user/nuclear-delete.
+// nuclearDeleteOnly answers GET, POST, PUT and PATCH /api/user/nuclear-delete (routes.md §4.6) with the original's
+// 405 JSON stub.
 func nuclearDeleteOnly(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodDelete)
 	methodNotAllowed(w, r)
@@ -43,6 +45,8 @@ func nuclearDeleteOnly(w http.ResponseWriter, r *http.Request) {
 
 // ---- backup PIN (routes.md §3.1) ----
 
+// GET /api/auth/backup-pin (routes.md §3.1): whether the caller has set a backup PIN; the hash never leaves the
+// database.
 func (s *Server) getBackupPin(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -52,8 +56,7 @@ func (s *Server) getBackupPin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	has, _ := row["has_backup_pin"].(bool)
-	writeJSON(w, http.StatusOK, map[string]bool{"hasPin": has})
+	writeJSON(w, http.StatusOK, map[string]bool{"hasPin": row.HasBackupPin})
 }
 
 var digitsOnly = regexp.MustCompile(`^[0-9]+$`)
@@ -76,6 +79,7 @@ func hashPIN(pin string) (string, error) {
 	return "pbkdf2-sha256$" + strconv.Itoa(pinIterations) + "$" + enc.EncodeToString(salt) + "$" + enc.EncodeToString(key), nil
 }
 
+// POST /api/auth/backup-pin {pin} (routes.md §3.1): stores a slow salted hash of a 6-12 digit PIN.
 func (s *Server) setBackupPin(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -101,22 +105,16 @@ func (s *Server) setBackupPin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "Failed to set backup PIN")
 		return
 	}
-	s.updateOwnRow(w, r, id, map[string]any{"backup_pin_hash": hash}, "Failed to set backup PIN", "User not found",
-		map[string]bool{"success": true})
+	err = s.supa.As(id.Token).SetBackupPinHash(r.Context(), id.AuthUID, hash)
+	s.answerOwnUpdate(w, r, err, "Failed to set backup PIN", map[string]bool{"success": true})
 }
 
-// updateOwnRow patches the caller's users row under their token and answers ok, notFound (no row) or failure.
-func (s *Server) updateOwnRow(w http.ResponseWriter, r *http.Request, id middleware.Identity, fields map[string]any, failure, notFound string, ok any) {
-	var rows []struct {
-		ID string `json:"id"`
-	}
-	err := s.supa.As(id.Token).Update(r.Context(), "users", fields, supa.Q("auth_user_id", "eq."+id.AuthUID, "select", "id"), &rows)
+// answerOwnUpdate answers the outcome of a change to the caller's users row: ok, 404 "User not found" when there is
+// no row, or the route's failure text.
+func (s *Server) answerOwnUpdate(w http.ResponseWriter, r *http.Request, err error, failure string, ok any) {
 	if err != nil {
-		s.dbFailureFixed(w, r, err, failure)
-		return
-	}
-	if len(rows) == 0 {
-		writeError(w, http.StatusNotFound, notFound)
+		s.fail(w, r, err, failures{internal: failure, fixed: true, refusals: map[error]answer{
+			supa.ErrNoProfile: {http.StatusNotFound, "User not found"}}})
 		return
 	}
 	writeJSON(w, http.StatusOK, ok)
@@ -124,6 +122,7 @@ func (s *Server) updateOwnRow(w http.ResponseWriter, r *http.Request, id middlew
 
 // ---- salt (routes.md §3.5): only for the caller's own phone number now ----
 
+// GET /api/auth/salt?phone= (routes.md §3.5): the caller's key-derivation salt, for their own number only.
 func (s *Server) getSalt(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -138,9 +137,11 @@ func (s *Server) getSalt(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"salt": row["salt"]})
+	writeJSON(w, http.StatusOK, map[string]any{"salt": row.Salt})
 }
 
+// POST /api/auth/salt {phone, salt} (routes.md §3.5): stores the caller's salt unless one is stored already, which
+// is answered instead, as the original did.
 func (s *Server) setSalt(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -167,23 +168,23 @@ func (s *Server) setSalt(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if existing, _ := row["salt"].(string); existing != "" {
-		writeJSON(w, http.StatusOK, map[string]any{"salt": existing, "existing": true})
+	if row.Salt != nil && *row.Salt != "" {
+		writeJSON(w, http.StatusOK, map[string]any{"salt": *row.Salt, "existing": true})
 		return
 	}
-	s.updateOwnRow(w, r, id, map[string]any{"salt": salt}, "Failed to store salt", "User not found",
-		map[string]any{"salt": salt, "existing": false})
+	err := s.supa.As(id.Token).SetSalt(r.Context(), id.AuthUID, salt)
+	s.answerOwnUpdate(w, r, err, "Failed to store salt", map[string]any{"salt": salt, "existing": false})
 }
 
 // ownRowForPhone returns the caller's row when phone is the caller's own number; it answers 404/403 itself.
-func (s *Server) ownRowForPhone(w http.ResponseWriter, r *http.Request, id middleware.Identity, phone string) (map[string]any, bool) {
+func (s *Server) ownRowForPhone(w http.ResponseWriter, r *http.Request, id middleware.Identity, phone string) (supa.OwnRow, bool) {
 	row, ok := s.requireOwnRow(w, r, id.Token, "Failed to fetch salt", "User not found")
 	if !ok {
-		return nil, false
+		return row, false
 	}
-	if own, _ := row["phone_number"].(string); own == "" || own != phone {
+	if row.PhoneNumber == nil || *row.PhoneNumber == "" || *row.PhoneNumber != phone {
 		writeError(w, http.StatusForbidden, "Forbidden")
-		return nil, false
+		return row, false
 	}
 	return row, true
 }
@@ -228,6 +229,8 @@ func (s *Server) avatarAuth(w http.ResponseWriter, r *http.Request) (middleware.
 	return id, false
 }
 
+// POST /api/auth/upload-avatar, multipart "avatar" (routes.md §3.8): stores the image in the public avatars bucket
+// under the caller's folder and points their profile at it.
 func (s *Server) uploadAvatar(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.avatarAuth(w, r)
 	if !ok {
@@ -280,30 +283,30 @@ func (s *Server) uploadAvatar(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	path := id.AuthUID + "/" + strconv.FormatInt(s.now().UnixMilli(), 10) + "." + ext
 	if err := s.supa.Upload(ctx, id.Token, supa.BucketAvatars, path, declared, data); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to upload file")
+		s.fail(w, r, err, failures{internal: "Failed to upload file", fixed: true})
 		return
 	}
 	url := strings.TrimRight(s.publicURL, "/") + "/storage/v1/object/public/" + supa.BucketAvatars + "/" + path
-	err = s.supa.As(id.Token).Update(ctx, "users", map[string]any{"avatar_url": url}, supa.Q("auth_user_id", "eq."+id.AuthUID), nil)
-	if err != nil {
+	if err := s.supa.As(id.Token).SetAvatarURL(ctx, id.AuthUID, &url); err != nil {
 		if rerr := s.supa.RemoveObjects(ctx, id.Token, supa.BucketAvatars, []string{path}); rerr != nil {
 			s.log.WarnContext(ctx, "avatar: removing object after failed update", "err", rerr)
 		}
-		s.dbFailureFixed(w, r, err, "Failed to update user profile")
+		s.fail(w, r, err, failures{internal: "Failed to update user profile", fixed: true})
 		return
 	}
 	s.profiles.forget(id.AuthUID)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "avatarUrl": url, "message": "Avatar uploaded successfully"})
 }
 
+// DELETE /api/auth/upload-avatar (routes.md §3.8): clears the caller's avatar_url (the object stays, as in the
+// original).
 func (s *Server) removeAvatar(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.avatarAuth(w, r)
 	if !ok {
 		return
 	}
-	err := s.supa.As(id.Token).Update(r.Context(), "users", map[string]any{"avatar_url": nil}, supa.Q("auth_user_id", "eq."+id.AuthUID), nil)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to remove avatar")
+	if err := s.supa.As(id.Token).SetAvatarURL(r.Context(), id.AuthUID, nil); err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to remove avatar", fixed: true})
 		return
 	}
 	s.profiles.forget(id.AuthUID)
@@ -314,6 +317,7 @@ func (s *Server) removeAvatar(w http.ResponseWriter, r *http.Request) {
 
 var websiteRe = regexp.MustCompile(`(?i)^(https?://)?[a-z0-9.-]+\.[a-z.]{2,6}[a-z0-9_ ./-]*$`)
 
+// POST /api/profile/update {bio?, website?} (routes.md §4.5): edits the caller's profile texts and answers the row.
 func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
@@ -328,7 +332,7 @@ func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &body) {
 		return
 	}
-	fields := map[string]any{"updated_at": s.now().UTC().Format(time.RFC3339Nano)}
+	changes := supa.ProfileChanges{UpdatedAt: s.now().UTC().Format(time.RFC3339Nano)}
 	if v, present := body["bio"]; present {
 		bio, isStr := v.(string)
 		if truthy(v) && !isStr { // falsy non-strings (null, false, 0) clear the field, as in the original
@@ -340,7 +344,7 @@ func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "Bio must be 500 characters or less")
 			return
 		}
-		fields["bio"] = nilIfEmpty(bio)
+		changes.Bio = &bio
 	}
 	if v, present := body["website"]; present {
 		site, isStr := v.(string)
@@ -353,40 +357,23 @@ func (s *Server) updateProfile(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "Please enter a valid website URL")
 			return
 		}
-		fields["website"] = nilIfEmpty(site)
+		changes.Website = &site
 	}
-	var rows []struct {
-		ID          string  `json:"id"`
-		Username    string  `json:"username"`
-		DisplayName string  `json:"display_name"`
-		AvatarURL   *string `json:"avatar_url"`
-		Bio         *string `json:"bio"`
-		Website     *string `json:"website"`
-	}
-	err := s.supa.As(id.Token).Update(r.Context(), "users", fields, supa.Q("auth_user_id", "eq."+id.AuthUID,
-		"select", "id,username,display_name,avatar_url,bio,website"), &rows)
+	u, err := s.supa.As(id.Token).UpdateProfile(r.Context(), id.AuthUID, changes)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to update profile")
+		s.fail(w, r, err, failures{internal: "Failed to update profile", fixed: true, refusals: map[error]answer{
+			supa.ErrNoProfile: {http.StatusNotFound, "Profile update failed - user not found or permission denied"}}})
 		return
 	}
-	if len(rows) == 0 {
-		writeError(w, http.StatusNotFound, "Profile update failed - user not found or permission denied")
-		return
-	}
-	u := rows[0]
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "user": map[string]any{"id": u.ID, "username": u.Username,
 		"displayName": u.DisplayName, "avatarUrl": u.AvatarURL, "bio": u.Bio, "website": u.Website}})
 }
 
-func nilIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 // ---- nuclear delete (routes.md §4.6) ----
 
+// DELETE /api/user/nuclear-delete {confirmation: "DELETE_ALL_MY_DATA"} (routes.md §4.6): deletes every piece of the
+// caller's encrypted data (messages, files, keys, participations) and keeps the account; the caller leaves every
+// event room and their encrypted-files objects are removed.
 func (s *Server) nuclearDelete(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
@@ -414,32 +401,16 @@ func (s *Server) nuclearDelete(w http.ResponseWriter, r *http.Request) {
 			"required_confirmation": "DELETE_ALL_MY_DATA"})
 		return
 	}
-	me, _ := row["id"].(string)
-	var summary json.RawMessage
-	err := s.supa.As(id.Token).RPC(ctx, "delete_encrypted_data_only",
-		map[string]any{"authenticated_user_id": me, "target_user_id": me}, &summary)
+	me := row.ID
+	summary, err := s.supa.As(id.Token).DeleteEncryptedData(ctx, me)
 	if err != nil {
-		var e *supa.Error
-		msg := ""
-		if errors.As(err, &e) {
-			msg = e.Message
-		}
-		switch {
-		case strings.Contains(msg, "Users can only delete their own data"):
-			writeError(w, http.StatusForbidden, "Unauthorized: Can only delete own data")
-		case strings.Contains(msg, "User must be authenticated"):
-			writeError(w, http.StatusUnauthorized, "Authentication required")
-		case strings.Contains(msg, "User not found"):
-			writeError(w, http.StatusNotFound, "User not found")
-		default:
-			s.log.ErrorContext(ctx, "nuclear delete failed", "err", err)
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Encrypted data delete failed",
-				"details": "The deletion could not be completed; nothing was deleted"})
-		}
-		return
-	}
-	if len(bytes.TrimSpace(summary)) == 0 || string(summary) == "null" {
-		writeError(w, http.StatusInternalServerError, "Encrypted data delete returned no result")
+		s.fail(w, r, err, failures{internal: "Encrypted data delete failed", fixed: true,
+			details: "The deletion could not be completed; nothing was deleted", refusals: map[error]answer{
+				supa.ErrDeleteOthersData:    {http.StatusForbidden, "Unauthorized: Can only delete own data"},
+				supa.ErrDeleteUnauthorized:  {http.StatusUnauthorized, "Authentication required"},
+				supa.ErrDeleteUserNotFound:  {http.StatusNotFound, "User not found"},
+				supa.ErrDeleteReturnedEmpty: {http.StatusInternalServerError, "Encrypted data delete returned no result"},
+			}})
 		return
 	}
 	if err := s.hub.LeaveAll(ctx, me); err != nil {
@@ -449,7 +420,7 @@ func (s *Server) nuclearDelete(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"success":          true,
 		"message":          "All encrypted data has been permanently deleted. Your account remains active.",
-		"user_info":        map[string]any{"phone_number": row["phone_number"], "username": row["username"]},
+		"user_info":        map[string]any{"phone_number": row.PhoneNumber, "username": row.Username},
 		"deletion_summary": summary,
 	})
 }

@@ -199,7 +199,7 @@ func (s *Server) verifySMS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if supa.AuthErrorKind(err) == supa.AuthUnreachable {
 			s.log.ErrorContext(r.Context(), "verify OTP: Auth unreachable", "err", err)
-			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
+			middleware.WriteAuthUnavailable(w)
 			return
 		}
 		status, out := otpFailure(err)
@@ -369,11 +369,7 @@ func (s *Server) cookieSession(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]json.RawMessage{"session": sessionView(id.Session)})
 		return
 	}
-	if reason, _ := middleware.AuthFailureFrom(r.Context()); reason == middleware.FailAuthUnavailable {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
-		return
-	}
+	// (An Auth outage during the cookie's refresh was answered 503 before this handler: middleware.AuthOutage.)
 	if _, err := middleware.ReadSessionCookie(r, s.cookie); errors.Is(err, middleware.ErrNoSessionCookie) {
 		writeJSON(w, http.StatusOK, map[string]any{"session": nil})
 		return
@@ -411,7 +407,7 @@ func (s *Server) authUser(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if kind := supa.AuthErrorKind(err); kind == supa.AuthUnreachable || kind == supa.AuthServerError {
 			// Auth is down or broken, the session may be fine: a 401 would send the browser to the login page.
-			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
+			middleware.WriteAuthUnavailable(w)
 			return
 		}
 		msg := "Unauthorized"
@@ -447,7 +443,7 @@ func (s *Server) getKeyBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to fetch key backup")
+		s.fail(w, r, err, failures{internal: "Failed to fetch key backup"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"backup": keyBackupView{
@@ -478,7 +474,7 @@ func (s *Server) putKeyBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	row, err := s.supa.As(id.Token).StoreKeyBackup(r.Context(), id.AuthUID, keys, s.now())
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to store key backup")
+		s.fail(w, r, err, failures{internal: "Failed to store key backup"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "backup_id": row.ID,

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -21,6 +20,7 @@ const (
 	legacyBadAuth = "Invalid authentication token"
 )
 
+// chatMessageRoutes registers the /api/chat/messages routes (routes.md §7.5, §7.6).
 func (s *Server) chatMessageRoutes(r chi.Router) {
 	r.Get("/chat/messages", s.chatMessagesList)
 	r.Post("/chat/messages", s.chatMessagesSend)
@@ -28,6 +28,8 @@ func (s *Server) chatMessageRoutes(r chi.Router) {
 	r.Get("/chat/messages/{id}", s.chatMessageGet)
 }
 
+// POST /api/chat/messages (routes.md §7.5): sends a message on the same atomic path as messages/send and announces
+// it with NEW_MESSAGE; the answer carries the row's identifiers only.
 func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
@@ -53,9 +55,8 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const badObj = "encrypted_contents must be an object with user_id -> encrypted_content mappings"
-	copies, ok := encodeCopies(body.EncryptedContents)
-	if !ok {
-		writeError(w, http.StatusBadRequest, badObj)
+	contents, problem := s.msgLimits.recipientContents(body.EncryptedContents)
+	if s.msgLimits.contentsAnswered(w, problem, "encrypted_contents", badObj) {
 		return
 	}
 	contentType := "text"
@@ -81,9 +82,8 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sent, err := s.storeMessage(ctx, id.Token, map[string]any{"p_conversation_id": convID,
-		"p_encrypted_contents": copies, "p_content_type": contentType,
-		"p_has_attachments": hasAttachments, "p_reply_to_id": replyTo})
+	sent, err := s.supa.As(id.Token).SendMessage(ctx, supa.NewMessage{ConversationID: convID, Contents: contents,
+		ContentType: contentType, HasAttachments: hasAttachments, ReplyToID: replyTo})
 	if err != nil {
 		s.fail(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Not authorized to send messages in this conversation"},
@@ -106,6 +106,8 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": out})
 }
 
+// GET /api/chat/messages?conversation_id=&limit=&offset= (routes.md §7.5): the caller's delivered, unexpired
+// messages of a conversation, oldest first, with their delivery and expiry state.
 func (s *Server) chatMessagesList(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
@@ -145,61 +147,30 @@ func (s *Server) chatMessagesList(w http.ResponseWriter, r *http.Request) {
 	if isUUID(convID) {
 		active, err = rest.IsActiveParticipant(ctx, convID, p.ID)
 	}
+	fails := failures{internal: "Failed to fetch messages", fixed: true}
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch messages")
+		s.fail(w, r, err, fails)
 		return
 	}
 	if !active {
 		writeError(w, http.StatusForbidden, "Not authorized to view messages in this conversation")
 		return
 	}
-	now := s.now().UTC().Format(time.RFC3339Nano)
-	var rows []struct {
-		ID             string          `json:"id"`
-		ConversationID string          `json:"conversation_id"`
-		SenderID       string          `json:"sender_id"`
-		ContentType    string          `json:"content_type"`
-		HasAttachments bool            `json:"has_attachments"`
-		CreatedAt      string          `json:"created_at"`
-		ReplyToID      *string         `json:"reply_to_id"`
-		EncContent     json.RawMessage `json:"encrypted_content"`
-		Deliveries     []struct {
-			DeliveredTS *string `json:"delivered_ts"`
-			ReadTS      *string `json:"read_ts"`
-			ExpiresAt   *string `json:"expires_at"`
-		} `json:"deliveries"`
-		Copies json.RawMessage `json:"message_recipients"`
-	}
-	err = rest.Select(ctx, "messages", supa.Q(
-		"select", "id,conversation_id,sender_id,content_type,has_attachments,created_at,reply_to_id,encrypted_content,"+
-			"deliveries!inner(delivered_ts,read_ts,expires_at),"+
-			"message_recipients!inner(encrypted_content,expires_at,start_on,read_at)",
-		"conversation_id", "eq."+convID, "deleted_at", "is.null",
-		"deliveries.recipient_user_id", "eq."+p.ID, "deliveries.deleted_ts", "is.null",
-		"message_recipients.recipient_user_id", "eq."+p.ID,
-		"message_recipients.or", "(expires_at.is.null,expires_at.gt."+now+")",
-		"order", "created_at.asc,id.asc", "limit", strconv.Itoa(limit), "offset", strconv.Itoa(offset)), &rows)
+	rows, err := rest.DeliveredMessages(ctx, supa.DeliveryPage{ConversationID: convID, RecipientID: p.ID,
+		Limit: limit, Offset: offset, Now: s.now()})
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch messages")
+		s.fail(w, r, err, fails)
 		return
 	}
 	out := make([]map[string]any, 0, len(rows))
 	for _, m := range rows {
-		var copies []struct {
-			ExpiresAt *string `json:"expires_at"`
-			StartOn   *string `json:"start_on"`
-			ReadAt    *string `json:"read_at"`
-		}
-		_ = json.Unmarshal(m.Copies, &copies)
 		item := map[string]any{"id": m.ID, "conversation_id": m.ConversationID, "sender_id": m.SenderID,
-			"encrypted_content": ownCopy(m.Copies, m.EncContent), "content_type": m.ContentType,
+			"encrypted_content": m.EncryptedContent, "content_type": m.ContentType,
 			"has_attachments": m.HasAttachments, "created_at": m.CreatedAt, "reply_to_id": m.ReplyToID}
-		if len(m.Deliveries) > 0 {
-			d := m.Deliveries[0]
+		if d := m.Delivery; d != nil {
 			item["delivery_info"] = map[string]any{"delivered_ts": d.DeliveredTS, "read_ts": d.ReadTS, "expires_at": d.ExpiresAt}
 		}
-		if len(copies) > 0 {
-			c := copies[0]
+		if c := m.Copy; c != nil {
 			item["disappearing_info"] = map[string]any{"expires_at": c.ExpiresAt, "start_on": c.StartOn, "read_at": c.ReadAt}
 		}
 		out = append(out, item)
@@ -208,7 +179,7 @@ func (s *Server) chatMessagesList(w http.ResponseWriter, r *http.Request) {
 		"pagination": map[string]int{"limit": limit, "offset": offset, "count": len(out)}})
 }
 
-// PATCH /api/chat/messages {message_id}: marks one message read for the caller.
+// PATCH /api/chat/messages {message_id} (routes.md §7.5): marks one message read for the caller.
 func (s *Server) chatMessagesMarkRead(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
@@ -229,15 +200,15 @@ func (s *Server) chatMessagesMarkRead(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.supa.As(id.Token).RPC(r.Context(), "fn_mark_message_read",
-		map[string]any{"p_message_id": msgID, "p_user_id": p.ID}, nil); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to mark message as read")
+	if err := s.supa.As(id.Token).MarkMessageRead(r.Context(), msgID, p.ID); err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to mark message as read", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 }
 
-// GET /api/chat/messages/{id}: one message with its sender and the caller's own copy, for active participants.
+// GET /api/chat/messages/{id} (routes.md §7.6): one message with its sender and the caller's own copy, for active
+// participants.
 func (s *Server) chatMessageGet(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Authentication required")
 	if !ok {
@@ -255,31 +226,24 @@ func (s *Server) chatMessageGet(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	rest := s.supa.As(id.Token)
-	var rows []map[string]json.RawMessage
-	err := rest.Select(ctx, "messages", supa.Q(
-		"select", "*,sender:users!messages_sender_id_fkey(id,username,display_name,avatar_url),message_recipients(encrypted_content,recipient_user_id)",
-		"id", "eq."+msgID, "deleted_at", "is.null", "message_recipients.recipient_user_id", "eq."+p.ID, "limit", "1"), &rows)
+	fails := failures{internal: "Failed to fetch message", fixed: true}
+	m, err := rest.MessageForRecipient(ctx, msgID, p.ID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch message")
+		s.fail(w, r, err, fails)
 		return
 	}
-	if len(rows) == 0 {
+	if m == nil {
 		writeError(w, http.StatusNotFound, missing)
 		return
 	}
-	m := rows[0]
-	var conv string
-	_ = json.Unmarshal(m["conversation_id"], &conv)
-	active, err := rest.IsActiveParticipant(ctx, conv, p.ID)
+	active, err := rest.IsActiveParticipant(ctx, m.ConversationID(), p.ID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch message")
+		s.fail(w, r, err, fails)
 		return
 	}
 	if !active {
 		writeError(w, http.StatusNotFound, missing)
 		return
 	}
-	m["encrypted_content"] = ownCopy(m["message_recipients"], m["encrypted_content"])
-	delete(m, "message_recipients")
 	writeJSON(w, http.StatusOK, m)
 }

@@ -4,18 +4,16 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/qryptchat/suparelay/supa"
 )
 
 // The cleanup routes (routes.md §9.1) were global in the original's intent (every empty conversation, every
 // legacy key, any legacy message). Here each acts only on the caller's own data, under the caller's token.
 
+// cleanupRoutes registers the three cleanup routes (routes.md §9.1).
 func (s *Server) cleanupRoutes(r chi.Router) {
 	r.Delete("/cleanup/empty-conversations", s.cleanupEmptyConversations)
 	r.Delete("/cleanup/legacy-keys", s.cleanupLegacyKeys)
@@ -27,6 +25,8 @@ func cleanupUnauthorized(w http.ResponseWriter) {
 	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Unauthorized - No valid session", "details": "Please login again"})
 }
 
+// cleanupCaller authenticates a cleanup route with its own 401 body and finds the caller's internal id; it returns
+// the caller's token and id, or false when it has answered.
 func (s *Server) cleanupCaller(w http.ResponseWriter, r *http.Request) (string, string, bool) {
 	id, ok := identity(r)
 	if !ok {
@@ -37,44 +37,29 @@ func (s *Server) cleanupCaller(w http.ResponseWriter, r *http.Request) (string, 
 	return id.Token, p.ID, ok
 }
 
-// DELETE /api/cleanup/empty-conversations: the caller's own conversations (not note-to-self) without messages.
+// DELETE /api/cleanup/empty-conversations (routes.md §9.1): the caller's own conversations (not note-to-self) without messages.
 func (s *Server) cleanupEmptyConversations(w http.ResponseWriter, r *http.Request) {
 	token, me, ok := s.cleanupCaller(w, r)
 	if !ok {
 		return
 	}
 	rest := s.supa.As(token)
-	var rows []struct {
-		ID       string `json:"id"`
-		Messages []struct {
-			Count int `json:"count"`
-		} `json:"messages"`
-	}
-	err := rest.Select(r.Context(), "conversations", supa.Q("select", "id,messages(count)",
-		"created_by", "eq."+me, "type", "neq.note_to_self", "limit", "1000"), &rows)
+	empty, err := rest.EmptyConversationIDs(r.Context(), me)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to find empty conversations")
+		s.fail(w, r, err, failures{internal: "Failed to find empty conversations", fixed: true})
 		return
-	}
-	var empty []string
-	for _, c := range rows {
-		if len(c.Messages) == 0 || c.Messages[0].Count == 0 {
-			empty = append(empty, c.ID)
-		}
 	}
 	if len(empty) == 0 {
 		writeJSON(w, http.StatusOK, map[string]any{"message": "No empty conversations found", "deletedCount": 0})
 		return
 	}
-	var deleted []struct {
-		ID string `json:"id"`
-	}
-	if err := rest.Delete(r.Context(), "conversations", supa.Q("id", supa.In(empty), "created_by", "eq."+me, "select", "id"), &deleted); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to delete empty conversations")
+	deleted, err := rest.DeleteCreatedConversations(r.Context(), me, empty)
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to delete empty conversations", fixed: true})
 		return
 	}
-	for _, d := range deleted {
-		if err := s.hub.CloseRoom(r.Context(), d.ID); err != nil {
+	for _, conv := range deleted {
+		if err := s.hub.CloseRoom(r.Context(), conv); err != nil {
 			s.log.WarnContext(r.Context(), "cleanup: closing room failed", "err", err)
 		}
 	}
@@ -91,7 +76,7 @@ func isModernKey(key string) bool {
 	return err == nil && len(b) >= 1550 && len(b) <= 1590
 }
 
-// DELETE /api/cleanup/legacy-keys: the caller's own keys that are not ML-KEM-1024.
+// DELETE /api/cleanup/legacy-keys (routes.md §9.1): the caller's own keys that are not ML-KEM-1024.
 func (s *Server) cleanupLegacyKeys(w http.ResponseWriter, r *http.Request) {
 	id, ok := identity(r)
 	if !ok {
@@ -99,12 +84,9 @@ func (s *Server) cleanupLegacyKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest := s.supa.As(id.Token)
-	var rows []struct {
-		ID        string `json:"id"`
-		PublicKey string `json:"public_key"`
-	}
-	if err := rest.Select(r.Context(), "user_public_keys", supa.Q("select", "id,public_key", "user_id", "eq."+id.AuthUID), &rows); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to find legacy keys")
+	rows, err := rest.KeysOf(r.Context(), id.AuthUID)
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to find legacy keys", fixed: true})
 		return
 	}
 	var legacy []string
@@ -117,14 +99,12 @@ func (s *Server) cleanupLegacyKeys(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"message": "No legacy keys found", "updatedCount": 0})
 		return
 	}
-	var deleted []struct {
-		ID string `json:"id"`
-	}
-	if err := rest.Delete(r.Context(), "user_public_keys", supa.Q("id", supa.In(legacy), "user_id", "eq."+id.AuthUID, "select", "id"), &deleted); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to delete legacy keys")
+	deleted, err := rest.DeleteKeysByID(r.Context(), id.AuthUID, legacy)
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to delete legacy keys", fixed: true})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": "Successfully deleted legacy keys", "deletedCount": len(deleted), "totalLegacyKeys": len(legacy)})
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Successfully deleted legacy keys", "deletedCount": deleted, "totalLegacyKeys": len(legacy)})
 }
 
 var legacyMarkers = [][]byte{[]byte("FALLBACK"), []byte("ML-KEM-768")}
@@ -138,7 +118,7 @@ func hasLegacyMarker(b []byte) bool {
 	return false
 }
 
-// DELETE /api/cleanup/legacy-messages: up to 1000 of the caller's own sent messages whose content carries the
+// DELETE /api/cleanup/legacy-messages (routes.md §9.1): up to 1000 of the caller's own sent messages whose content carries the
 // markers of the retired encryption schemes.
 func (s *Server) cleanupLegacyMessages(w http.ResponseWriter, r *http.Request) {
 	token, me, ok := s.cleanupCaller(w, r)
@@ -146,17 +126,9 @@ func (s *Server) cleanupLegacyMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest := s.supa.As(token)
-	var rows []struct {
-		ID               string `json:"id"`
-		EncryptedContent string `json:"encrypted_content"`
-		Copies           []struct {
-			EncryptedContent string `json:"encrypted_content"`
-		} `json:"message_recipients"`
-	}
-	err := rest.Select(r.Context(), "messages", supa.Q("select", "id,encrypted_content,message_recipients(encrypted_content)",
-		"sender_id", "eq."+me, "order", "created_at.asc", "limit", "1000"), &rows)
+	rows, err := rest.SentMessages(r.Context(), me)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to find legacy messages")
+		s.fail(w, r, err, failures{internal: "Failed to find legacy messages", fixed: true})
 		return
 	}
 	var legacy []string
@@ -178,16 +150,11 @@ func (s *Server) cleanupLegacyMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"message": "No legacy messages found", "deletedCount": 0})
 		return
 	}
-	var deleted []json.RawMessage
-	for start := 0; start < len(legacy); start += 100 {
-		var part []json.RawMessage
-		err := rest.Delete(r.Context(), "messages", supa.Q("id", supa.In(legacy[start:min(start+100, len(legacy))]),
-			"sender_id", "eq."+me, "select", "id"), &part)
-		if err != nil {
-			s.dbFailureFixed(w, r, err, "Failed to delete legacy messages")
-			return
-		}
-		deleted = append(deleted, part...)
+	deleted, err := rest.DeleteSentMessages(r.Context(), me, legacy)
+	s.emitMessagesDeleted(token, me, deleted) // those that went before a failure went too
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to delete legacy messages", fixed: true})
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "Successfully deleted legacy messages", "deletedCount": len(deleted)})
 }

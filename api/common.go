@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/qryptchat/suparelay/middleware"
+
+	"github.com/qryptchat/suparelay/supa"
 )
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -41,11 +43,11 @@ func (s *Server) requireProfile(w http.ResponseWriter, r *http.Request, id middl
 	if err == nil {
 		return p, true
 	}
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeError(w, http.StatusNotFound, notFound)
 		return profile{}, false
 	}
-	s.dbFailure(w, r, err, "Internal server error")
+	s.fail(w, r, err, failures{internal: "Internal server error"})
 	return profile{}, false
 }
 

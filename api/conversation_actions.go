@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -13,14 +12,26 @@ import (
 	"github.com/qryptchat/suparelay/supa"
 )
 
+// conversationActionRoutes registers what is done to an existing conversation: archive, delete, mark read and
+// its participants (routes.md §6.7, §6.8, §7.1 PATCH, §7.2, §7.3).
+func (s *Server) conversationActionRoutes(r chi.Router) {
+	r.Post("/conversations/archive", s.archiveRoute(true))
+	r.Post("/conversations/unarchive", s.archiveRoute(false))
+	r.Post("/conversations/delete", s.deleteConversation)
+	r.Patch("/chat/conversations", s.patchConversation)
+	r.Post("/chat/conversations/{id}/mark-read", s.markRead)
+	r.Get("/chat/conversations/{id}/participants", s.listParticipants)
+	r.Post("/chat/conversations/{id}/participants", s.addParticipants)
+}
+
 const noteToSelfArchive = "Cannot archive or modify note-to-self conversations"
 
-// archiveOutcome runs archive_conversation / unarchive_conversation for the caller's own auth uid and says which
-// answer the route gives: 0 = done, else an HTTP status with its text.
+// archive archives (or unarchives) the conversation for the caller's own auth uid and says which answer the route
+// gives: http.StatusOK when done, else an HTTP status with its text; with an error, the text is the route's 500.
 func (s *Server) archive(ctx context.Context, id middleware.Identity, convID string, archive bool) (int, string, error) {
-	verb, fn := "archive", "archive_conversation"
+	verb := "archive"
 	if !archive {
-		verb, fn = "unarchive", "unarchive_conversation"
+		verb = "unarchive"
 	}
 	rest := s.supa.As(id.Token)
 	conv, err := rest.Conversation(ctx, convID)
@@ -33,8 +44,8 @@ func (s *Server) archive(ctx context.Context, id middleware.Identity, convID str
 	if conv.Type == "note_to_self" {
 		return http.StatusForbidden, noteToSelfArchive, nil
 	}
-	var changed bool
-	if err := rest.RPC(ctx, fn, map[string]any{"conversation_uuid": convID, "user_uuid": id.AuthUID}, &changed); err != nil {
+	changed, err := rest.SetArchived(ctx, convID, id.AuthUID, archive)
+	if err != nil {
 		return 0, "Failed to " + verb + " conversation", err
 	}
 	if !changed {
@@ -43,7 +54,8 @@ func (s *Server) archive(ctx context.Context, id middleware.Identity, convID str
 	return http.StatusOK, "", nil
 }
 
-// POST /api/conversations/archive and /unarchive (routes.md §6.7).
+// POST /api/conversations/archive and /api/conversations/unarchive (routes.md §6.7): archives or unarchives the
+// conversation for the caller only.
 func (s *Server) archiveRoute(archive bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.requireUser(w, r, "Unauthorized")
@@ -61,7 +73,7 @@ func (s *Server) archiveRoute(archive bool) http.HandlerFunc {
 		status, msg, err := s.archive(r.Context(), id, convID, archive)
 		switch {
 		case err != nil:
-			s.dbFailureFixed(w, r, err, msg)
+			s.fail(w, r, err, failures{internal: msg, fixed: true})
 		case status != http.StatusOK:
 			writeError(w, status, msg)
 		default:
@@ -70,7 +82,7 @@ func (s *Server) archiveRoute(archive bool) http.HandlerFunc {
 	}
 }
 
-// PATCH /api/chat/conversations (routes.md §7.1).
+// PATCH /api/chat/conversations {conversation_id, action} (routes.md §7.1): archive or unarchive, as §6.7.
 func (s *Server) patchConversation(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -100,7 +112,7 @@ func (s *Server) patchConversation(w http.ResponseWriter, r *http.Request) {
 	status, msg, err := s.archive(r.Context(), id, convID, action == "archive")
 	switch {
 	case err != nil:
-		s.dbFailureFixed(w, r, err, msg)
+		s.fail(w, r, err, failures{internal: msg, fixed: true})
 	case status != http.StatusOK:
 		writeError(w, status, msg)
 	default:
@@ -117,11 +129,7 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 	}
 	id, p, convID := c.id, c.me, c.conv
 	ctx := r.Context()
-	var out struct {
-		Scope        string   `json:"scope"`
-		StoragePaths []string `json:"storage_paths"`
-	}
-	err := s.supa.As(id.Token).RPC(ctx, "api_delete_conversation", map[string]any{"p_conversation_id": convID}, &out)
+	out, err := s.supa.As(id.Token).DeleteConversation(ctx, convID)
 	if err != nil {
 		s.fail(w, r, err, failures{internal: "Failed to delete conversation", fixed: true, refusals: map[error]answer{
 			supa.ErrNotParticipant:       {http.StatusNotFound, "Conversation not found or you are not a participant"},
@@ -130,7 +138,7 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 		}})
 		return
 	}
-	if out.Scope == "all" {
+	if out.Scope == supa.DeletedForAll {
 		if err := s.hub.CloseRoom(ctx, convID); err != nil {
 			s.log.WarnContext(ctx, "delete: closing room failed", "conversation", convID, "err", err)
 		}
@@ -138,10 +146,12 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "delete: leaving room failed", "conversation", convID, "err", err)
 	}
 	s.removeConversationObjects(ctx, id, convID, out.Scope, out.StoragePaths)
+	s.emitConversationMessagesDeleted(id.Token, convID, p.ID, out.Scope, out.DeletedMessages, out.Participants)
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 }
 
-// POST /api/chat/conversations/{id}/mark-read (routes.md §7.2).
+// POST /api/chat/conversations/{id}/mark-read (routes.md §7.2): marks the caller's deliveries of the conversation
+// read and sends the other members a read receipt.
 func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -156,8 +166,7 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var newest *string
-	err := s.supa.As(id.Token).RPC(r.Context(), "api_mark_conversation_read", map[string]any{"p_conversation_id": convID}, &newest)
+	newest, err := s.supa.As(id.Token).MarkConversationRead(r.Context(), convID)
 	if err != nil {
 		s.fail(w, r, err, failures{internal: "Failed to mark messages as read", fixed: true, refusals: map[error]answer{
 			supa.ErrNotParticipant: {http.StatusForbidden, "Access denied to conversation"},
@@ -174,7 +183,8 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Messages marked as read"})
 }
 
-// GET /api/chat/conversations/{id}/participants (routes.md §7.3).
+// GET /api/chat/conversations/{id}/participants (routes.md §7.3): the active members with their profiles, for
+// active participants only; their user_id values become the keys of the browser's encryptedContents.
 func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -186,44 +196,34 @@ func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		// The original answered every failure of its caller lookup, the profile included, with 401 (routes.md §7.3).
 		writeError(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
+	fails := failures{internal: "Failed to fetch participants", fixed: true}
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch participants")
+		s.fail(w, r, err, fails)
 		return
 	}
-	rest := s.supa.As(id.Token)
-	var rows []json.RawMessage
-	err = rest.Select(r.Context(), "conversation_participants", supa.Q(
-		"select", "user_id,role,joined_at,user:users!conversation_participants_user_id_fkey(id,username,display_name,avatar_url)",
-		"conversation_id", "eq."+convID, "left_at", "is.null", "order", "joined_at.asc"), &rows)
+	rows, err := s.supa.As(id.Token).ActiveParticipants(r.Context(), convID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch participants")
+		s.fail(w, r, err, fails)
 		return
 	}
 	member := false
-	for _, raw := range rows {
-		var row struct {
-			UserID string `json:"user_id"`
-		}
-		if json.Unmarshal(raw, &row) == nil && row.UserID == p.ID {
-			member = true
-		}
+	for _, row := range rows {
+		member = member || row.UserID == p.ID
 	}
 	if !member {
 		writeError(w, http.StatusForbidden, "Not authorized to view participants in this conversation")
 		return
 	}
-	if rows == nil {
-		rows = []json.RawMessage{}
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "participants": rows, "conversation_id": convID})
 }
 
-// POST /api/chat/conversations/{id}/participants (routes.md §7.3; missing in the original).
+// POST /api/chat/conversations/{id}/participants {user_ids} (routes.md §7.3; missing in the original): adds members
+// and sends each added user CONVERSATION_CREATED.
 func (s *Server) addParticipants(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -252,31 +252,14 @@ func (s *Server) addParticipants(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.requireProfile(w, r, id, "User not found"); !ok {
 		return
 	}
-	var out struct {
-		Added        []string        `json:"added"`
-		Conversation json.RawMessage `json:"conversation"`
-	}
-	err := s.supa.As(id.Token).RPC(r.Context(), "api_add_participants",
-		map[string]any{"p_conversation_id": convID, "p_user_ids": ids}, &out)
-	var e *supa.Error
-	if errors.As(err, &e) {
-		switch e.Message {
-		case "conversation_not_found":
-			writeError(w, http.StatusNotFound, "Conversation not found")
-			return
-		case "not_participant":
-			writeError(w, http.StatusForbidden, "You are not a participant in this conversation")
-			return
-		case "note_to_self":
-			writeError(w, http.StatusForbidden, "Cannot add participants to note-to-self conversations")
-			return
-		case "invalid_user_ids":
-			writeError(w, http.StatusBadRequest, "Invalid user_ids")
-			return
-		}
-	}
+	out, err := s.supa.As(id.Token).AddParticipants(r.Context(), convID, ids)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to add participants")
+		s.fail(w, r, err, failures{internal: "Failed to add participants", fixed: true, refusals: map[error]answer{
+			supa.ErrConversationNotFound: {http.StatusNotFound, "Conversation not found"},
+			supa.ErrNotParticipant:       {http.StatusForbidden, "You are not a participant in this conversation"},
+			supa.ErrNoteToSelf:           {http.StatusForbidden, "Cannot add participants to note-to-self conversations"},
+			supa.ErrInvalidUserIDs:       {http.StatusBadRequest, "Invalid user_ids"},
+		}})
 		return
 	}
 	if len(out.Added) == 0 {

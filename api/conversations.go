@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -14,25 +13,20 @@ import (
 	"github.com/qryptchat/suparelay/supa"
 )
 
+// conversationRoutes registers the routes that list, create and join conversations (routes.md §6.4–6.6, §7.1);
+// what is done to an existing conversation is registered by conversationActionRoutes.
 func (s *Server) conversationRoutes(r chi.Router) {
 	r.Post("/conversations/join", s.joinConversation)
 	r.Post("/conversations/load", s.loadConversations)
 	r.Post("/conversations/create", s.createConversationLegacy)
-	r.Post("/conversations/archive", s.archiveRoute(true))
-	r.Post("/conversations/unarchive", s.archiveRoute(false))
-	r.Post("/conversations/delete", s.deleteConversation)
 	r.Get("/chat/conversations", s.listConversations)
 	r.Post("/chat/conversations", s.createConversationRoute)
-	r.Patch("/chat/conversations", s.patchConversation)
-	r.Post("/chat/conversations/{id}/mark-read", s.markRead)
-	r.Get("/chat/conversations/{id}/participants", s.listParticipants)
-	r.Post("/chat/conversations/{id}/participants", s.addParticipants)
 }
 
 // ---- POST /api/conversations/join ----
 
-// joinConversation subscribes the caller's streams to the conversation's room, after checking active participation
-// (the original joined anyone to any room).
+// POST /api/conversations/join (routes.md §6.4): subscribes the caller's streams to the conversation's room, after
+// checking active participation (the original joined anyone to any room).
 func (s *Server) joinConversation(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.conversationCall(w, r)
 	if !ok {
@@ -41,7 +35,7 @@ func (s *Server) joinConversation(w http.ResponseWriter, r *http.Request) {
 	id, p, convID := c.id, c.me, c.conv
 	active, err := s.supa.As(id.Token).IsActiveParticipant(r.Context(), convID, p.ID)
 	if err != nil {
-		s.dbFailure(w, r, err, "Internal server error")
+		s.fail(w, r, err, failures{internal: "Internal server error"})
 		return
 	}
 	if !active {
@@ -145,28 +139,30 @@ func (s *Server) conversationList(ctx context.Context, token, me string) ([]conv
 	return items, nil
 }
 
+// GET /api/chat/conversations (routes.md §7.1): the caller's sidebar items; no profile is an empty list.
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeJSON(w, http.StatusOK, map[string]any{"conversations": []any{}})
 		return
 	}
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to load conversations")
+		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
 		return
 	}
 	items, err := s.conversationList(r.Context(), id.Token, p.ID)
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to load conversations")
+		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"conversations": items})
 }
 
+// POST /api/conversations/load (routes.md §6.5): the items of GET /api/chat/conversations, with success.
 func (s *Server) loadConversations(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -177,17 +173,17 @@ func (s *Server) loadConversations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversations": []any{}})
 		return
 	}
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to load conversations")
+		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
 		return
 	}
 	items, err := s.conversationList(r.Context(), id.Token, p.ID)
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to load conversations")
+		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversations": items})
@@ -222,135 +218,30 @@ func uuidList(v any) ([]string, bool) {
 	return out, true
 }
 
-// errUnknownUsers means some participant ids name no user.
-var errUnknownUsers = errors.New("unknown participant ids")
-
-// errNotGroupMember means group_id names a group the caller is not an active member of.
-var errNotGroupMember = errors.New("not a member of the group")
-
-// newConversation creates a conversation of typ with the caller as admin and others as members, or returns the
-// existing direct conversation between the caller and the single other participant (existed = true). On a failed
-// participant insert the conversation is removed again, so no half-made conversation stays behind.
-func (s *Server) newConversation(ctx context.Context, token string, me profile, typ string, name, groupID *string, others []string) (supa.ConversationRow, bool, error) {
-	rest := s.supa.As(token)
-	if err := s.checkUsersExist(ctx, rest, others); err != nil {
-		return supa.ConversationRow{}, false, err
-	}
-	if groupID != nil {
-		var rows []struct {
-			UserID string `json:"user_id"`
-		}
-		err := rest.Select(ctx, "group_members", supa.Q("select", "user_id", "group_id", "eq."+*groupID,
-			"user_id", "eq."+me.ID, "left_at", "is.null", "limit", "1"), &rows)
-		if err != nil {
-			return supa.ConversationRow{}, false, err
-		}
-		if len(rows) == 0 {
-			return supa.ConversationRow{}, false, errNotGroupMember
-		}
-	}
-	if typ == "direct" && len(others) == 1 {
-		existing, err := s.findDirect(ctx, rest, me.ID, others[0])
-		if err != nil {
-			return supa.ConversationRow{}, false, err
-		}
-		if existing != "" {
-			c, err := rest.Conversation(ctx, existing)
-			return c, true, err
-		}
-	}
-	fields := map[string]any{"type": typ, "created_by": me.ID}
-	if name != nil {
-		fields["name"] = *name
-	}
-	if groupID != nil {
-		fields["group_id"] = *groupID
-	}
-	var created []json.RawMessage
-	if err := rest.Insert(ctx, "conversations", fields, supa.Q("select", "*"), &created); err != nil {
-		return supa.ConversationRow{}, false, err
-	}
-	if len(created) != 1 {
-		return supa.ConversationRow{}, false, &supa.Error{Op: "insert conversations", Status: 500, Message: "no row returned"}
-	}
-	var conv supa.ConversationRow
-	_ = json.Unmarshal(created[0], &conv)
-	conv.Raw = created[0]
-	rows := []map[string]any{{"conversation_id": conv.ID, "user_id": me.ID, "role": "admin"}}
-	for _, o := range others {
-		if o != me.ID {
-			rows = append(rows, map[string]any{"conversation_id": conv.ID, "user_id": o, "role": "member"})
-		}
-	}
-	err := rest.Insert(ctx, "conversation_participants", rows,
-		supa.Q("on_conflict", "conversation_id,user_id"), nil, "resolution=ignore-duplicates")
-	if err != nil {
-		if derr := rest.Delete(ctx, "conversations", supa.Q("id", "eq."+conv.ID), nil); derr != nil {
-			s.log.ErrorContext(ctx, "create: removing half-made conversation failed", "conversation", conv.ID, "err", derr)
-		}
-		return supa.ConversationRow{}, false, &participantsError{err}
-	}
-	return conv, false, nil
+// createFailures are the failure answers of the two create routes; badIDs is the route's 400 text for participant
+// ids that name no user.
+func createFailures(badIDs string) failures {
+	return failures{internal: "Failed to create conversation", refusals: map[error]answer{
+		supa.ErrInvalidUserIDs: {http.StatusBadRequest, badIDs},
+		supa.ErrNotGroupMember: {http.StatusForbidden, "Forbidden"},
+	}}
 }
 
-// participantsError marks a failure of the participant insert (its own error text in the contract).
-type participantsError struct{ err error }
-
-func (e *participantsError) Error() string { return "add participants: " + e.err.Error() }
-func (e *participantsError) Unwrap() error { return e.err }
-
-// checkUsersExist fails with errUnknownUsers when any id names no users row.
-func (s *Server) checkUsersExist(ctx context.Context, rest supa.Rest, ids []string) error {
-	var rows []struct {
-		ID string `json:"id"`
+// createConversation creates the conversation (or finds the existing direct chat) and answers a failure itself;
+// it returns false when it has answered. A failure to add the participants has its own text, with the status its
+// kind calls for.
+func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, token string, c supa.NewConversation,
+	badIDs string) (supa.CreatedConversation, bool) {
+	created, err := s.supa.As(token).CreateConversation(r.Context(), c)
+	switch {
+	case err == nil:
+		return created, true
+	case errors.Is(err, supa.ErrParticipantsNotAdded):
+		s.fail(w, r, err, failures{internal: "Failed to add participants"})
+	default:
+		s.fail(w, r, err, createFailures(badIDs))
 	}
-	if err := rest.Select(ctx, "users", supa.Q("select", "id", "id", supa.In(ids)), &rows); err != nil {
-		return err
-	}
-	if len(rows) != len(ids) {
-		return errUnknownUsers
-	}
-	return nil
-}
-
-// findDirect returns the id of an active direct conversation whose active participants are exactly a and b.
-func (s *Server) findDirect(ctx context.Context, rest supa.Rest, a, b string) (string, error) {
-	var mine []struct {
-		ConversationID string `json:"conversation_id"`
-	}
-	err := rest.Select(ctx, "conversation_participants", supa.Q("select", "conversation_id,conversations!inner(type)",
-		"user_id", "eq."+a, "left_at", "is.null", "conversations.type", "eq.direct"), &mine)
-	if err != nil || len(mine) == 0 {
-		return "", err
-	}
-	ids := make([]string, len(mine))
-	for i, m := range mine {
-		ids[i] = m.ConversationID
-	}
-	var members []supa.MemberRow
-	for start := 0; start < len(ids); start += 100 {
-		var part []supa.MemberRow
-		err := rest.Select(ctx, "conversation_participants", supa.Q("select", "conversation_id,user_id,left_at",
-			"conversation_id", supa.In(ids[start:min(start+100, len(ids))]), "left_at", "is.null"), &part)
-		if err != nil {
-			return "", err
-		}
-		members = append(members, part...)
-	}
-	sets := map[string][]string{}
-	for _, m := range members {
-		sets[m.ConversationID] = append(sets[m.ConversationID], m.UserID)
-	}
-	want := []string{a, b}
-	sort.Strings(want)
-	for _, id := range ids {
-		got := sets[id]
-		sort.Strings(got)
-		if len(got) == 2 && got[0] == want[0] && got[1] == want[1] {
-			return id, nil
-		}
-	}
-	return "", nil
+	return created, false
 }
 
 // announceConversation sends CONVERSATION_CREATED {conversation: row} to each user's streams.
@@ -366,7 +257,8 @@ func (s *Server) announceConversation(ctx context.Context, conv supa.Conversatio
 	}
 }
 
-// POST /api/chat/conversations (routes.md §7.1).
+// POST /api/chat/conversations (routes.md §7.1): creates a conversation of any type, or answers the existing direct
+// chat, and announces a new one to the other participants.
 func (s *Server) createConversationRoute(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -413,11 +305,13 @@ func (s *Server) createConversationRoute(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	conv, existed, err := s.newConversation(r.Context(), id.Token, p, typ, name, groupID, others)
-	if s.createFailed(w, r, err, "Invalid participant_ids", "Failed to create conversation") {
+	created, ok := s.createConversation(w, r, id.Token,
+		supa.NewConversation{Type: typ, Name: name, GroupID: groupID, ParticipantIDs: others}, "Invalid participant_ids")
+	if !ok {
 		return
 	}
-	if existed {
+	conv := created.Conversation
+	if created.Existed {
 		writeJSON(w, http.StatusOK, map[string]string{"conversation_id": conv.ID, "message": "Direct message conversation already exists"})
 		return
 	}
@@ -428,25 +322,8 @@ func (s *Server) createConversationRoute(w http.ResponseWriter, r *http.Request)
 	writeJSON(w, http.StatusOK, map[string]string{"conversation_id": conv.ID, "message": "Conversation created successfully"})
 }
 
-// createFailed answers a failed newConversation; it returns false when err is nil.
-func (s *Server) createFailed(w http.ResponseWriter, r *http.Request, err error, badIDs, fallback string) bool {
-	var pe *participantsError
-	switch {
-	case err == nil:
-		return false
-	case errors.Is(err, errUnknownUsers):
-		writeError(w, http.StatusBadRequest, badIDs)
-	case errors.Is(err, errNotGroupMember):
-		writeError(w, http.StatusForbidden, "Forbidden")
-	case errors.As(err, &pe):
-		s.dbFailure(w, r, err, "Failed to add participants")
-	default:
-		s.dbFailure(w, r, err, fallback)
-	}
-	return true
-}
-
-// POST /api/conversations/create (routes.md §6.6; no browser caller, implemented as intended).
+// POST /api/conversations/create (routes.md §6.6; no browser caller, implemented as intended): creates a direct or
+// group conversation, or answers the existing direct chat, and joins the caller to its room.
 func (s *Server) createConversationLegacy(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -481,12 +358,14 @@ func (s *Server) createConversationLegacy(w http.ResponseWriter, r *http.Request
 	if truthy(body.IsGroup) {
 		typ = "group"
 	}
-	conv, existed, err := s.newConversation(r.Context(), id.Token, p, typ, name, nil, others)
-	if s.createFailed(w, r, err, "Missing or invalid participantIds", "Failed to create conversation") {
+	created, ok := s.createConversation(w, r, id.Token,
+		supa.NewConversation{Type: typ, Name: name, ParticipantIDs: others}, "Missing or invalid participantIds")
+	if !ok {
 		return
 	}
+	conv := created.Conversation
 	s.joinQuietly(r.Context(), conv.ID, p.ID)
-	if !existed {
+	if !created.Existed {
 		s.announceConversation(r.Context(), conv, others)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversation": conv.Raw})

@@ -132,7 +132,11 @@ type answer struct {
 //   - fixed: the route's contract answers 500 for every failure except an unreachable or slow Supabase (502/504);
 //     otherwise the status follows the kind of failure (no row → 404, refused → 403, conflict → 409, bad input →
 //     400, unreachable → 502, timeout → 504);
-//   - files: the body is the files routes' {"error","message"} instead of {"error"}.
+//   - files: the body is the files routes' {"error","message"} instead of {"error"};
+//   - details: the 500 body also carries this "details" text (routes whose contract adds one).
+//
+// supa's own sentinels that carry no PostgREST answer count as the kind they mean: no users row
+// (supa.ErrNoProfile) is "no row"; several rows for one auth uid (supa.ErrDuplicateProfile) is a plain failure.
 //
 // A request whose client went away is answered 499 and logged at debug level: it is not a Supabase failure.
 type failures struct {
@@ -140,6 +144,7 @@ type failures struct {
 	internal string
 	fixed    bool
 	files    bool
+	details  string
 }
 
 // fail answers err for a route; see failures.
@@ -158,7 +163,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failu
 		}
 	}
 	status := http.StatusInternalServerError
-	switch kind := supa.KindOf(err); {
+	switch kind := failureKind(err); {
+	case kind == supa.KindOverloaded:
+		// Shed before anything reached the database: a fast, honest "try again" (the browser retries).
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	case kind == supa.KindUnavailable:
 		status = http.StatusBadGateway
 	case kind == supa.KindTimeout:
@@ -175,17 +184,21 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failu
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "supabase call failed",
 		slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
+	if f.details != "" && status == http.StatusInternalServerError {
+		writeJSON(w, status, map[string]string{"error": f.internal, "details": f.details})
+		return
+	}
 	write(w, status, f.internal)
 }
 
-// dbFailure answers a failed call with the kind's status and the route's one text (failures{internal: fallback}).
-func (s *Server) dbFailure(w http.ResponseWriter, r *http.Request, err error, fallback string) {
-	s.fail(w, r, err, failures{internal: fallback})
-}
-
-// dbFailureFixed answers 500 with msg except for an unreachable or slow Supabase (failures{fixed: true}).
-func (s *Server) dbFailureFixed(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	s.fail(w, r, err, failures{internal: msg, fixed: true})
+// failureKind is supa.KindOf, with the kinds of the supa sentinels that stand for no PostgREST answer (see
+// failures). A refusal of our RPCs that names the same sentinel keeps the kind of its HTTP status.
+func failureKind(err error) supa.Kind {
+	var e *supa.Error
+	if !errors.As(err, &e) && errors.Is(err, supa.ErrNoProfile) {
+		return supa.KindNotFound
+	}
+	return supa.KindOf(err)
 }
 
 // statusClientClosed answers a request whose client went away before the answer was ready (the de-facto "client

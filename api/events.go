@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/qryptchat/suparelay/relay"
+	"github.com/qryptchat/suparelay/supa"
 )
 
 // events serves GET /api/events, the browser's only real-time channel (sse.md). Authentication comes from the
@@ -17,12 +18,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeError(w, http.StatusNotFound, "User not found")
 		return
 	}
 	if err != nil {
-		s.dbFailure(w, r, err, "Internal server error")
+		s.fail(w, r, err, failures{internal: "Internal server error"})
 		return
 	}
 	s.hub.ServeStream(w, r, p.ID, id.Expires)
@@ -36,11 +37,11 @@ func (s *Server) eventsHead(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
-	if _, err := s.profileOf(r.Context(), id); errors.Is(err, errNoProfile) {
+	if _, err := s.profileOf(r.Context(), id); errors.Is(err, supa.ErrNoProfile) {
 		writeError(w, http.StatusNotFound, "User not found")
 		return
 	} else if err != nil {
-		s.dbFailure(w, r, err, "Internal server error")
+		s.fail(w, r, err, failures{internal: "Internal server error"})
 		return
 	}
 	relay.SetStreamHeaders(w.Header(), r.ProtoMajor)

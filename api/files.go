@@ -53,7 +53,7 @@ func (s *Server) fileCaller(w http.ResponseWriter, r *http.Request) (middleware.
 		return id, profile{}, false
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeFileError(w, http.StatusNotFound, "User profile not found")
 		return id, p, false
 	}

@@ -177,8 +177,8 @@ func (s *Server) alertInbound(raw []byte) {
 	if s.alertMailer == nil || len(s.alertTo) == 0 {
 		return
 	}
-	s.goBackground("alert e-mail", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	s.goBackground("alert e-mail", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_, err := s.alertMailer.SendEmail(ctx, notify.Email{To: s.alertTo, Subject: "QryptChat: inbound SMS webhook", Text: string(raw)})
 		if err != nil {

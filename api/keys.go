@@ -5,10 +5,9 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/qryptchat/suparelay/supa"
 )
 
+// keyRoutes registers the public-key routes (routes.md §5).
 func (s *Server) keyRoutes(r chi.Router) {
 	r.Get("/crypto/public-keys", s.getPublicKey)
 	r.Post("/crypto/public-keys", s.getPublicKeys)
@@ -26,22 +25,9 @@ const (
 	maxKeyLookups   = 500
 )
 
-// authUIDs maps internal ids to auth uids (public keys are keyed by auth uid, auth.md §6).
+// authUIDs maps internal ids to auth uids under token (public keys and webhooks are keyed by auth uid, auth.md §6).
 func (s *Server) authUIDs(ctx context.Context, token string, ids []string) (map[string]string, error) {
-	var rows []struct {
-		ID         string  `json:"id"`
-		AuthUserID *string `json:"auth_user_id"`
-	}
-	if err := s.supa.As(token).Select(ctx, "users", supa.Q("select", "id,auth_user_id", "id", supa.In(ids)), &rows); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(rows))
-	for _, row := range rows {
-		if row.AuthUserID != nil {
-			out[row.ID] = *row.AuthUserID
-		}
-	}
-	return out, nil
+	return s.supa.As(token).AuthUIDs(ctx, ids)
 }
 
 // GET /api/crypto/public-keys?user_id=<internal id> (routes.md §5.1).
@@ -61,7 +47,7 @@ func (s *Server) getPublicKey(w http.ResponseWriter, r *http.Request) {
 	}
 	uids, err := s.authUIDs(r.Context(), id.Token, []string{userID})
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch public key")
+		s.fail(w, r, err, failures{internal: "Failed to fetch public key", fixed: true})
 		return
 	}
 	uid, found := uids[userID]
@@ -69,16 +55,16 @@ func (s *Server) getPublicKey(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"public_key": nil})
 		return
 	}
-	var key *string
-	if err := s.supa.As(id.Token).RPC(r.Context(), "get_user_public_key",
-		map[string]any{"target_user_id": uid, "key_type_param": appKeyType}, &key); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch public key")
+	key, err := s.supa.As(id.Token).PublicKeyOf(r.Context(), uid, appKeyType)
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to fetch public key", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"public_key": key, "user_id": userID})
 }
 
-// POST /api/crypto/public-keys {user_ids} — the lookup before every encryption, in two queries whatever the count.
+// POST /api/crypto/public-keys {user_ids} (routes.md §5.1): the lookup before every encryption, in two queries
+// whatever the count; lookup failures answer the ids as keyless rather than fail the send.
 func (s *Server) getPublicKeys(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -126,12 +112,7 @@ func (s *Server) getPublicKeys(w http.ResponseWriter, r *http.Request) {
 			byAuth[auth] = append(byAuth[auth], internal)
 		}
 		if len(authList) > 0 {
-			var rows []struct {
-				UserID    string `json:"user_id"`
-				PublicKey string `json:"public_key"`
-			}
-			err := s.supa.As(id.Token).Select(r.Context(), "user_public_keys", supa.Q("select", "user_id,public_key",
-				"key_type", "eq."+appKeyType, "user_id", supa.In(authList)), &rows)
+			rows, err := s.supa.As(id.Token).PublicKeys(r.Context(), authList, appKeyType)
 			if err != nil {
 				s.log.WarnContext(r.Context(), "public keys: key lookup failed", "err", err)
 			}
@@ -146,7 +127,7 @@ func (s *Server) getPublicKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"public_keys": keys})
 }
 
-// PUT /api/crypto/public-keys {public_key, key_type}: writes only the caller's own key.
+// PUT /api/crypto/public-keys {public_key, key_type} (routes.md §5.1): writes only the caller's own key.
 func (s *Server) putPublicKey(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -177,31 +158,24 @@ func (s *Server) putPublicKey(w http.ResponseWriter, r *http.Request) {
 		}
 		keyType = kt
 	}
-	var keyID string
-	err := s.supa.As(id.Token).RPC(r.Context(), "upsert_user_public_key", map[string]any{
-		"target_user_id": id.AuthUID, "public_key_param": key, "key_type_param": keyType}, &keyID)
+	keyID, err := s.supa.As(id.Token).UpsertPublicKey(r.Context(), id.AuthUID, key, keyType)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to sync public key")
+		s.fail(w, r, err, failures{internal: "Failed to sync public key", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Public key synced successfully", "key_id": keyID})
 }
 
-// GET /api/crypto/public-keys/all: a bare array of {user_id (auth uid), public_key}, kept as the key-status panel
+// GET /api/crypto/public-keys/all (routes.md §5.2): a bare array of {user_id (auth uid), public_key}, kept as the key-status panel
 // reads it; now only for signed-in users (the original served it to anyone).
 func (s *Server) allPublicKeys(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
 		return
 	}
-	rows := []struct {
-		UserID    string `json:"user_id"`
-		PublicKey string `json:"public_key"`
-	}{}
-	err := s.supa.As(id.Token).Select(r.Context(), "user_public_keys",
-		supa.Q("select", "user_id,public_key", "public_key", "not.is.null", "order", "user_id.asc", "limit", "1000"), &rows)
+	rows, err := s.supa.As(id.Token).AllPublicKeys(r.Context())
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch user keys")
+		s.fail(w, r, err, failures{internal: "Failed to fetch user keys", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, rows)
@@ -213,8 +187,8 @@ func (s *Server) deleteKeys(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.supa.As(id.Token).Delete(r.Context(), "user_public_keys", supa.Q("user_id", "eq."+id.AuthUID), nil); err != nil {
-		s.dbFailureFixed(w, r, err, "Database deletion failed")
+	if err := s.supa.As(id.Token).DeletePublicKeys(r.Context(), id.AuthUID); err != nil {
+		s.fail(w, r, err, failures{internal: "Database deletion failed", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Public key deleted successfully"})
@@ -241,10 +215,8 @@ func (s *Server) resetKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "publicKey is too long")
 		return
 	}
-	err := s.supa.As(id.Token).RPC(r.Context(), "upsert_user_public_key", map[string]any{
-		"target_user_id": id.AuthUID, "public_key_param": key, "key_type_param": appKeyType}, nil)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Database update failed")
+	if _, err := s.supa.As(id.Token).UpsertPublicKey(r.Context(), id.AuthUID, key, appKeyType); err != nil {
+		s.fail(w, r, err, failures{internal: "Database update failed", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Public key updated successfully"})

@@ -3,13 +3,11 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -17,14 +15,14 @@ import (
 	"github.com/qryptchat/suparelay/supa"
 )
 
+// messageRoutes registers the messages routes (routes.md §6.2, §6.3).
 func (s *Server) messageRoutes(r chi.Router) {
 	r.Post("/messages/send", s.sendMessage)
 	r.Post("/messages/load", s.loadMessages)
 }
 
-// Limits of messages/send beyond the 1 MiB body limit.
+// Limits of messages/load and of the activity stamps (a send's own limits are MessageLimits).
 const (
-	maxRecipients     = 1000
 	defaultLoadLimit  = 50
 	maxLoadLimit      = 200
 	activityThrottle  = 30 * time.Second
@@ -43,8 +41,8 @@ type sendRequest struct {
 	ReplyToID         any             `json:"replyToId"`
 }
 
-// sendMessage stores one message with a ciphertext copy per recipient and its deliveries, atomically (one RPC),
-// then announces it to the room, the sender's own streams included (routes.md §6.2, sse.md §4).
+// POST /api/messages/send (routes.md §6.2): stores one message with a ciphertext copy per recipient and its
+// deliveries, atomically (one RPC), then announces it to the room, the sender's own streams included (sse.md §4).
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -63,9 +61,8 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid conversationId")
 		return
 	}
-	copies, ok := encodeCopies(body.EncryptedContents)
-	if !ok {
-		writeError(w, http.StatusBadRequest, badContents)
+	contents, problem := s.msgLimits.recipientContents(body.EncryptedContents)
+	if s.msgLimits.contentsAnswered(w, problem, "encryptedContents", badContents) {
 		return
 	}
 	msgType := "text"
@@ -79,9 +76,13 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	metadata := json.RawMessage(`{}`)
 	if len(body.Metadata) > 0 && string(body.Metadata) != "null" {
-		var m map[string]any
-		if json.Unmarshal(body.Metadata, &m) != nil {
+		if !isJSONObject(body.Metadata) {
 			writeError(w, http.StatusBadRequest, "metadata must be an object")
+			return
+		}
+		if s.msgLimits.metadataTooLarge(body.Metadata) {
+			writeError(w, http.StatusRequestEntityTooLarge,
+				"metadata must be at most "+strconv.Itoa(s.msgLimits.MetadataMaxBytes)+" bytes")
 			return
 		}
 		metadata = body.Metadata
@@ -100,10 +101,8 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sent, err := s.storeMessage(ctx, id.Token, map[string]any{
-		"p_conversation_id": convID, "p_encrypted_contents": copies, "p_message_type": msgType,
-		"p_metadata": metadata, "p_reply_to_id": replyTo,
-	})
+	sent, err := s.supa.As(id.Token).SendMessage(ctx, supa.NewMessage{ConversationID: convID, Contents: contents,
+		MessageType: msgType, Metadata: metadata, ReplyToID: replyTo})
 	if err != nil {
 		s.fail(w, r, err, failures{internal: "Failed to send message", refusals: map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Access denied to conversation"},
@@ -138,8 +137,8 @@ type loadRequest struct {
 	Before         any `json:"before"`
 }
 
-// loadMessages returns the newest page of messages (ascending) with the caller's own decrypted-copy envelope, and
-// joins the caller to the conversation's room (routes.md §6.3). The original returned the oldest 50.
+// POST /api/messages/load (routes.md §6.3): the newest page of messages (ascending) with the caller's own copy,
+// and the caller joins the conversation's room. The original returned the oldest 50.
 func (s *Server) loadMessages(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -178,58 +177,26 @@ func (s *Server) loadMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	rest := s.supa.As(id.Token)
+	fails := failures{internal: "Failed to load messages"}
 	active, err := rest.IsActiveParticipant(ctx, convID, p.ID)
 	if err != nil {
-		s.dbFailure(w, r, err, "Failed to load messages")
+		s.fail(w, r, err, fails)
 		return
 	}
 	if !active {
 		writeError(w, http.StatusForbidden, "Access denied to conversation")
 		return
 	}
-	q := supa.Q(
-		"select", "id,conversation_id,sender_id,reply_to_id,message_type,encrypted_content,content_hash,metadata,"+
-			"edited_at,deleted_at,created_at,expires_at,content_type,has_attachments,"+
-			"sender:users!messages_sender_id_fkey(id,username,display_name,avatar_url),"+
-			"message_recipients!inner(encrypted_content)",
-		"conversation_id", "eq."+convID, "deleted_at", "is.null",
-		"message_recipients.recipient_user_id", "eq."+p.ID,
-		"order", "created_at.desc,id.desc", "limit", strconv.Itoa(limit))
-	if before != "" {
-		q.Set("created_at", "lt."+before)
-	}
-	var rows []map[string]json.RawMessage
-	if err := rest.Select(ctx, "messages", q, &rows); err != nil {
-		s.dbFailure(w, r, err, "Failed to load messages")
+	out, err := rest.LatestMessages(ctx, supa.MessagePage{ConversationID: convID, RecipientID: p.ID, Limit: limit, Before: before})
+	if err != nil {
+		s.fail(w, r, err, fails)
 		return
-	}
-	out := make([]map[string]json.RawMessage, len(rows))
-	for i, m := range rows {
-		m["encrypted_content"] = ownCopy(m["message_recipients"], m["encrypted_content"])
-		delete(m, "message_recipients")
-		out[len(rows)-1-i] = m
 	}
 	if err := s.hub.Join(ctx, convID, p.ID); err != nil {
 		s.log.WarnContext(ctx, "load: room join failed", "conversation", convID, "err", err)
 	}
 	s.touchActivity(id.Token, p.ID)
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "messages": out, "hasMore": len(rows) == limit})
-}
-
-// ownCopy turns the caller's recipient copy (base64 of the UTF-8 encrypted JSON) back into that JSON string; an
-// undecodable copy is passed on as stored, as the original did.
-func ownCopy(recipients, fallback json.RawMessage) json.RawMessage {
-	var copies []struct {
-		EncryptedContent string `json:"encrypted_content"`
-	}
-	if json.Unmarshal(recipients, &copies) != nil || len(copies) == 0 {
-		return fallback
-	}
-	c := copies[0].EncryptedContent
-	if dec, err := base64.StdEncoding.DecodeString(c); err == nil && utf8.Valid(dec) {
-		c = string(dec)
-	}
-	return mustJSON(c)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "messages": out, "hasMore": len(out) == limit})
 }
 
 // activityTracker throttles update_user_activity to once per user per activityThrottle: the original called it on
@@ -252,10 +219,10 @@ func (s *Server) touchActivity(token, userID string) {
 	}
 	s.activity.last[userID] = now
 	s.activity.mu.Unlock()
-	s.goBackground("user activity", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), activityCallLimit)
+	s.goBackground("user activity", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, activityCallLimit)
 		defer cancel()
-		if err := s.supa.As(token).RPC(ctx, "update_user_activity", map[string]any{"user_uuid": userID}, nil); err != nil {
+		if err := s.supa.As(token).UpdateUserActivity(ctx, userID); err != nil {
 			s.log.Debug("update_user_activity failed", "user", userID, "err", err)
 		}
 	})
@@ -273,39 +240,4 @@ func messageCreatedPayload(row json.RawMessage) map[string]json.RawMessage {
 		}
 	}
 	return out
-}
-
-// encodeCopies validates the per-recipient contents of a send — a non-empty object of at most maxRecipients
-// internal ids (UUIDs) mapping to strings — and turns each encrypted JSON string into base64 of its UTF-8 bytes,
-// the stored form. ok is false for anything else.
-func encodeCopies(raw json.RawMessage) (map[string]string, bool) {
-	var contents map[string]any
-	if json.Unmarshal(raw, &contents) != nil || len(contents) == 0 || len(contents) > maxRecipients {
-		return nil, false
-	}
-	out := make(map[string]string, len(contents))
-	for k, v := range contents {
-		text, isStr := v.(string)
-		if !isStr || !isUUID(k) {
-			return nil, false
-		}
-		out[k] = base64.StdEncoding.EncodeToString([]byte(text))
-	}
-	return out, true
-}
-
-// sentMessage is api_send_message's answer: the stored row and the conversation's active participants (the
-// audience of NEW_MESSAGE).
-type sentMessage struct {
-	Message      json.RawMessage `json:"message"`
-	Participants []string        `json:"participants"`
-}
-
-// storeMessage inserts a message with its per-recipient copies and deliveries in one atomic RPC; copies for users
-// who are not active participants are dropped by the database (PT400 no_recipients when none is left), and a caller
-// who is not an active participant gets PT403.
-func (s *Server) storeMessage(ctx context.Context, token string, args map[string]any) (sentMessage, error) {
-	var sent sentMessage
-	err := s.supa.As(token).RPC(ctx, "api_send_message", args, &sent)
-	return sent, err
 }

@@ -4,7 +4,6 @@
 package api
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -45,6 +44,7 @@ type Config struct {
 	AppOrigins        []string                        // public origins of the app, trusted by the cross-site form guard
 	ProfileCacheTTL   time.Duration                   // zero = DefaultProfileCacheTTL
 	Now               func() time.Time                // zero = time.Now
+	MessageLimits     MessageLimits                   // what one chat message may carry (message_limits.go); zero = defaults
 }
 
 // DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
@@ -66,6 +66,7 @@ type Server struct {
 	proxies   []netip.Prefix
 	limits    routeLimits
 	activity  activityTracker
+	msgLimits MessageLimits
 
 	webhooks    *webhooks.Deliverer
 	sms         notify.SMSSender
@@ -79,29 +80,8 @@ type Server struct {
 	routerOnce sync.Once
 	mux        *chi.Mux
 
-	// background bounds the fire-and-forget work requests leave behind (activity stamps, webhook lookups,
-	// alert e-mails): past it, such work is skipped and logged rather than piling up goroutines under load.
-	background chan struct{}
+	background *background // fire-and-forget work, bounded and drained by Close (background.go)
 	metrics    *httpMetrics
-}
-
-// maxBackground is how many background tasks may run at once.
-const maxBackground = 256
-
-// goBackground runs f in the background unless maxBackground tasks are already running; it reports whether f
-// was started.
-func (s *Server) goBackground(what string, f func()) bool {
-	select {
-	case s.background <- struct{}{}:
-	default:
-		s.log.Warn("background work skipped: too many tasks running", "task", what)
-		return false
-	}
-	go func() {
-		defer func() { <-s.background }()
-		f()
-	}()
-	return true
 }
 
 // New builds a Server from cfg.
@@ -130,12 +110,13 @@ func New(cfg Config) *Server {
 	s.profiles = newProfileCache(ttl, 100_000, s.now)
 	s.limits = newRouteLimits(s.now)
 	s.activity.last = make(map[string]time.Time)
-	s.background = make(chan struct{}, maxBackground)
+	s.background = newBackground()
 	var reg prometheus.Registerer
 	if cfg.Registry != nil {
 		reg = cfg.Registry
 	}
 	s.metrics = newHTTPMetrics(reg)
+	s.msgLimits = cfg.MessageLimits.withDefaults()
 	return s
 }
 
@@ -168,7 +149,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 		r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	}
 	r.Route("/api", func(r chi.Router) {
-		r.Use(s.auth.Authenticate, authOutage)
+		r.Use(s.auth.Authenticate, middleware.AuthOutage)
 		if s.rateLimit != nil {
 			r.Use(s.rateLimit)
 		}
@@ -181,6 +162,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...))
 			s.authRoutes(r)
 			s.conversationRoutes(r)
+			s.conversationActionRoutes(r)
 			s.messageRoutes(r)
 			s.typingRoutes(r)
 			s.keyRoutes(r)
@@ -204,101 +186,4 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
-}
-
-// profile is the caller's public.users row as the handlers need it.
-type profile struct {
-	ID          string  `json:"id"`
-	Username    string  `json:"username"`
-	DisplayName string  `json:"display_name"`
-	AvatarURL   *string `json:"avatar_url"`
-}
-
-// profileCache remembers auth uid → profile for a short time; the id mapping never changes for a row, the names
-// rarely, and a stale display name in a typing event for 30 s is harmless.
-type profileCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	max   int
-	now   func() time.Time
-	items map[string]profileEntry
-}
-
-type profileEntry struct {
-	p       profile
-	expires time.Time
-}
-
-func newProfileCache(ttl time.Duration, max int, now func() time.Time) *profileCache {
-	return &profileCache{ttl: ttl, max: max, now: now, items: make(map[string]profileEntry)}
-}
-
-func (c *profileCache) get(authUID string) (profile, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.items[authUID]
-	if !ok || c.now().After(e.expires) {
-		return profile{}, false
-	}
-	return e.p, true
-}
-
-func (c *profileCache) put(authUID string, p profile) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.items) >= c.max {
-		now := c.now()
-		for k, e := range c.items {
-			if now.After(e.expires) || len(c.items) >= c.max {
-				delete(c.items, k)
-			}
-		}
-	}
-	c.items[authUID] = profileEntry{p: p, expires: c.now().Add(c.ttl)}
-}
-
-func (c *profileCache) forget(authUID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.items, authUID)
-}
-
-// errNoProfile means the caller has a valid token but no public.users row yet (auth.md §6.1).
-var errNoProfile = &supa.Error{Op: "profile", Status: http.StatusNotFound, Code: "PGRST116", Message: "no profile"}
-
-// profileOf maps the caller's auth uid to its public.users row, under the caller's token. More than one row for one
-// auth uid is a data error (auth.md §6).
-func (s *Server) profileOf(ctx context.Context, id middleware.Identity) (profile, error) {
-	if p, ok := s.profiles.get(id.AuthUID); ok {
-		return p, nil
-	}
-	var rows []profile
-	err := s.supa.As(id.Token).Select(ctx, "users",
-		supa.Q("select", "id,username,display_name,avatar_url", "auth_user_id", "eq."+id.AuthUID, "limit", "2"), &rows)
-	if err != nil {
-		return profile{}, err
-	}
-	switch len(rows) {
-	case 0:
-		return profile{}, errNoProfile
-	case 1:
-		s.profiles.put(id.AuthUID, rows[0])
-		return rows[0], nil
-	default:
-		return profile{}, &supa.Error{Op: "profile", Status: http.StatusInternalServerError,
-			Message: "more than one users row for one auth uid"}
-	}
-}
-
-// authOutage answers 503 when the caller's cookie session needed a refresh and Supabase Auth could not be reached:
-// the session may well be valid, so a 401 (which makes the browser give up) would be wrong (auth.md §7).
-func authOutage(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if reason, ok := middleware.AuthFailureFrom(r.Context()); ok && reason == middleware.FailAuthUnavailable {
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, "Authentication service unavailable")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

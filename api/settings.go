@@ -10,6 +10,8 @@ import (
 	"github.com/qryptchat/suparelay/supa"
 )
 
+// settingsRoutes registers the disappearing-messages settings (routes.md §9.2, §6.10, §6.11) and the group list
+// (§7.4), whose handlers live here.
 func (s *Server) settingsRoutes(r chi.Router) {
 	r.Get("/settings/disappearing-messages", s.getRetention)
 	r.Put("/settings/disappearing-messages", s.putRetention)
@@ -30,23 +32,19 @@ func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var rows []struct {
-		Days *int `json:"default_message_retention_days"`
-	}
-	err := s.supa.As(id.Token).Select(r.Context(), "users",
-		supa.Q("select", "default_message_retention_days", "auth_user_id", "eq."+id.AuthUID, "limit", "1"), &rows)
+	stored, err := s.supa.As(id.Token).RetentionDays(r.Context(), id.AuthUID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch user settings")
+		s.fail(w, r, err, failures{internal: "Failed to fetch user settings", fixed: true})
 		return
 	}
-	days := 30
-	if len(rows) == 1 && rows[0].Days != nil {
-		days = *rows[0].Days
+	days := 30 // the column's default, answered for a caller without a row too
+	if stored != nil {
+		days = *stored
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "default_message_retention_days": days})
 }
 
-// PUT /api/settings/disappearing-messages {default_message_retention_days}.
+// PUT /api/settings/disappearing-messages {default_message_retention_days} (routes.md §9.2).
 func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUserWith(w, r, "Missing or invalid authorization header", "Invalid token")
 	if !ok {
@@ -63,17 +61,9 @@ func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid retention days value")
 		return
 	}
-	var rows []struct {
-		ID string `json:"id"`
-	}
-	err := s.supa.As(id.Token).Update(r.Context(), "users", map[string]any{"default_message_retention_days": int(f)},
-		supa.Q("auth_user_id", "eq."+id.AuthUID, "select", "id"), &rows)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to update settings")
-		return
-	}
-	if len(rows) == 0 {
-		writeError(w, http.StatusNotFound, "Profile not found")
+	if err := s.supa.As(id.Token).SetRetentionDays(r.Context(), id.AuthUID, int(f)); err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to update settings", fixed: true, refusals: map[error]answer{
+			supa.ErrNoProfile: {http.StatusNotFound, "Profile not found"}}})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Disappearing messages setting updated successfully"})
@@ -102,7 +92,7 @@ func (s *Server) getDisappearing(w http.ResponseWriter, r *http.Request) {
 	}
 	part, err := s.supa.As(id.Token).Participant(r.Context(), convID, p.ID)
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to fetch settings")
+		s.fail(w, r, err, failures{internal: "Failed to fetch settings", fixed: true})
 		return
 	}
 	if part == nil || part.LeftAt != nil {
@@ -113,7 +103,8 @@ func (s *Server) getDisappearing(w http.ResponseWriter, r *http.Request) {
 		DisappearSeconds: part.DisappearSeconds, StartOn: part.StartOn, Enabled: part.DisappearSeconds > 0}})
 }
 
-// PUT /api/conversations/{id}/disappearing-messages {disappear_seconds, start_on}.
+// PUT /api/conversations/{id}/disappearing-messages {disappear_seconds, start_on} (routes.md §6.10): sets the
+// caller's own timer, for messages sent from now on.
 func (s *Server) putDisappearing(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUserWith(w, r, legacyNoAuth, legacyBadAuth)
 	if !ok {
@@ -149,18 +140,9 @@ func (s *Server) putDisappearing(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Not a participant in this conversation")
 		return
 	}
-	var rows []struct {
-		ID string `json:"id"`
-	}
-	err := s.supa.As(id.Token).Update(r.Context(), "conversation_participants",
-		map[string]any{"disappear_seconds": int(f), "start_on": startOn},
-		supa.Q("conversation_id", "eq."+convID, "user_id", "eq."+p.ID, "left_at", "is.null", "select", "id"), &rows)
-	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to update settings")
-		return
-	}
-	if len(rows) == 0 {
-		writeError(w, http.StatusForbidden, "Not a participant in this conversation")
+	if err := s.supa.As(id.Token).SetDisappearing(r.Context(), convID, p.ID, int(f), startOn); err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to update settings", fixed: true, refusals: map[error]answer{
+			supa.ErrNotParticipant: {http.StatusForbidden, "Not a participant in this conversation"}}})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true,
@@ -200,17 +182,17 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, errNoProfile) {
+	if errors.Is(err, supa.ErrNoProfile) {
 		writeJSON(w, http.StatusOK, map[string]any{"groups": []any{}})
 		return
 	}
 	if err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to load groups")
+		s.fail(w, r, err, failures{internal: "Failed to load groups", fixed: true})
 		return
 	}
-	groups := []map[string]any{}
-	if err := s.supa.As(id.Token).RPC(r.Context(), "get_user_groups", map[string]any{"user_uuid": p.ID}, &groups); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to load groups")
+	groups, err := s.supa.As(id.Token).GroupsOf(r.Context(), p.ID)
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to load groups", fixed: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"groups": groups})

@@ -8,13 +8,15 @@ import (
 	"github.com/qryptchat/suparelay/relay"
 )
 
+// typingRoutes registers the typing routes (routes.md §6.9).
 func (s *Server) typingRoutes(r chi.Router) {
 	r.Post("/typing/start", s.typing(true))
 	r.Post("/typing/stop", s.typing(false))
 }
 
-// typing relays USER_TYPING to the conversation's room minus the sender (routes.md §6.9). Nothing is written to
-// the database. Only active participants may type: the original let anyone inject typing indicators anywhere.
+// POST /api/typing/start and /api/typing/stop (routes.md §6.9): relays USER_TYPING to the conversation's room minus
+// the sender. Nothing is written to the database. Only active participants may type: the original let anyone
+// inject typing indicators anywhere.
 func (s *Server) typing(start bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, ok := s.conversationCall(w, r)
@@ -24,7 +26,7 @@ func (s *Server) typing(start bool) http.HandlerFunc {
 		id, p, convID := c.id, c.me, c.conv
 		members, err := s.supa.As(id.Token).ActiveParticipantIDs(r.Context(), convID)
 		if err != nil {
-			s.dbFailure(w, r, err, "Internal server error")
+			s.fail(w, r, err, failures{internal: "Internal server error"})
 			return
 		}
 		if !contains(members, p.ID) {

@@ -1,14 +1,18 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/qryptchat/suparelay/supa"
 )
 
+// userRoutes registers the user lookups and the caller's own profile (routes.md §4.1-§4.4).
 func (s *Server) userRoutes(r chi.Router) {
 	r.Get("/users/search", s.searchUsers)
 	r.Get("/users/by-id/{identifier}", s.userByIdentifier)
@@ -16,20 +20,8 @@ func (s *Server) userRoutes(r chi.Router) {
 	r.Get("/user/profile/{userId}", s.ownProfileByParam)
 }
 
-// searchHit is one row of the search_users function: safe columns, a masked phone and the phone part of the score
-// (the number itself never leaves the database).
-type searchHit struct {
-	ID               string  `json:"id"`
-	Username         string  `json:"username"`
-	DisplayName      string  `json:"display_name"`
-	AvatarURL        *string `json:"avatar_url"`
-	UniqueIdentifier *string `json:"unique_identifier"`
-	PhonePartial     *string `json:"phone_partial"`
-	PhoneScore       int     `json:"phone_score"`
-}
-
 // searchScore ranks a hit the way the original did (routes.md §4.2); every matching rule adds.
-func searchScore(h searchHit, q string) int {
+func searchScore(h supa.SearchHit, q string) int {
 	user, disp := strings.ToLower(h.Username), strings.ToLower(h.DisplayName)
 	uid := ""
 	if h.UniqueIdentifier != nil {
@@ -78,13 +70,13 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Search query is too long")
 		return
 	}
-	var hits []searchHit
-	if err := s.supa.As(id.Token).RPC(r.Context(), "search_users", map[string]any{"q": q}, &hits); err != nil {
-		s.dbFailureFixed(w, r, err, "Failed to search users")
+	hits, err := s.supa.As(id.Token).SearchUsers(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Failed to search users", fixed: true})
 		return
 	}
 	type scored struct {
-		h     searchHit
+		h     supa.SearchHit
 		score int
 	}
 	var ranked []scored
@@ -120,50 +112,27 @@ func (s *Server) userByIdentifier(w http.ResponseWriter, r *http.Request) {
 			"details": "Identifier must be in format qryptchat + 8 alphanumeric characters"})
 		return
 	}
-	var rows []struct {
-		ID          string  `json:"id"`
-		Username    string  `json:"username"`
-		DisplayName string  `json:"display_name"`
-		AvatarURL   *string `json:"avatar_url"`
-		Bio         *string `json:"bio"`
-		Website     *string `json:"website"`
-	}
-	if err := s.supa.As(id.Token).RPC(r.Context(), "find_user_by_unique_identifier", map[string]any{"identifier": ident}, &rows); err != nil {
-		s.dbFailureFixed(w, r, err, "Database error occurred")
-		return
-	}
-	if len(rows) == 0 {
+	u, err := s.supa.As(id.Token).UserByIdentifier(r.Context(), ident)
+	if errors.Is(err, supa.ErrUserNotFound) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "User not found", "details": "No user found with the provided identifier"})
 		return
 	}
-	u := rows[0]
+	if err != nil {
+		s.fail(w, r, err, failures{internal: "Database error occurred", fixed: true})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "user": map[string]any{"id": u.ID, "username": u.Username,
 		"displayName": u.DisplayName, "avatarUrl": u.AvatarURL, "bio": u.Bio, "website": u.Website}})
 }
 
-// myProfile reads the caller's whole users row (without the PIN hash) through get_my_profile(); nil when none.
-func (s *Server) myProfile(r *http.Request, token string) (map[string]any, error) {
-	var rows []map[string]any
-	if err := s.supa.As(token).RPC(r.Context(), "get_my_profile", nil, &rows); err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	return rows[0], nil
-}
-
-// requireOwnRow reads the caller's own row, answering the route's failure text (500, or 502/504 when Supabase is
-// unreachable) or its "no profile" 404 itself.
-func (s *Server) requireOwnRow(w http.ResponseWriter, r *http.Request, token, failure, notFound string) (map[string]any, bool) {
-	row, err := s.myProfile(r, token)
+// requireOwnRow reads the caller's own whole users row (without the PIN hash), answering the route's failure text
+// (500, or 502/504 when Supabase is unreachable) or its "no profile" 404 itself.
+func (s *Server) requireOwnRow(w http.ResponseWriter, r *http.Request, token, failure, notFound string) (supa.OwnRow, bool) {
+	row, err := s.supa.As(token).OwnRow(r.Context())
 	if err != nil {
-		s.dbFailureFixed(w, r, err, failure)
-		return nil, false
-	}
-	if row == nil {
-		writeError(w, http.StatusNotFound, notFound)
-		return nil, false
+		s.fail(w, r, err, failures{internal: failure, fixed: true, refusals: map[error]answer{
+			supa.ErrNoProfile: {http.StatusNotFound, notFound}}})
+		return row, false
 	}
 	return row, true
 }
@@ -179,6 +148,7 @@ func (s *Server) ownProfileByParam(w http.ResponseWriter, r *http.Request) {
 	s.serveOwnProfile(w, r, true)
 }
 
+// serveOwnProfile answers the caller's row, in "user" when wrap (routes.md §4.3, §4.4).
 func (s *Server) serveOwnProfile(w http.ResponseWriter, r *http.Request, wrap bool) {
 	id, ok := s.requireUser(w, r, "Not authenticated")
 	if !ok {
@@ -188,10 +158,11 @@ func (s *Server) serveOwnProfile(w http.ResponseWriter, r *http.Request, wrap bo
 	if !ok {
 		return
 	}
-	delete(row, "has_backup_pin")
+	fields := row.Fields
+	delete(fields, "has_backup_pin")
 	if wrap {
-		writeJSON(w, http.StatusOK, map[string]any{"user": row})
+		writeJSON(w, http.StatusOK, map[string]any{"user": fields})
 		return
 	}
-	writeJSON(w, http.StatusOK, row)
+	writeJSON(w, http.StatusOK, fields)
 }

@@ -16,11 +16,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -823,51 +820,8 @@ func fetchBytes(t *testing.T, u string) ([]byte, string) {
 // returned function stops it (SIGTERM, then SIGKILL after 15 s).
 func startSuparelay(t *testing.T, dir, logPath string, env map[string]string) (stop func()) {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "suparelay")
-	build := exec.Command(goBin, "build", "-o", bin, "github.com/qryptchat/suparelay/cmd/suparelay")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Dir = dir // no .env file there
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(done)
-	}()
-	var stopped bool
-	return func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
+	n := startNode(t, buildSuparelay(t, dir), dir, logPath, env)
+	return func() { n.stop(15 * time.Second) }
 }
 
 // waitReady polls /readyz for up to 30 s.

@@ -92,8 +92,14 @@ func runPair(t *testing.T, a, b Locker, name string, want int) {
 // lock process each window exactly once.
 func TestRunnersShareRedisLock(t *testing.T) {
 	t.Parallel()
-	prefix := "test:jobs:" + testenv.RandomHex(6) + ":"
-	runPair(t, NewRedisLocker(redisClient(t), prefix), NewRedisLocker(redisClient(t), prefix), "cleanup", 12)
+	a, b := testenv.RedisClients(t), testenv.RedisClients(t) // two nodes: two clients each of Redis and the cluster
+	for name := range a {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			prefix := "test:jobs:" + testenv.RandomHex(6) + ":"
+			runPair(t, NewRedisLocker(a[name], prefix), NewRedisLocker(b[name], prefix), "cleanup", 12)
+		})
+	}
 }
 
 // TestRunnersShareLocalLock: the same guarantee within one process through LocalLocker.
@@ -107,7 +113,12 @@ func TestRunnersShareLocalLock(t *testing.T) {
 // holder's lock; the holder's own unlock does.
 func TestRedisLockerTokens(t *testing.T) {
 	t.Parallel()
-	c := redisClient(t)
+	for name, c := range testenv.RedisClients(t) {
+		t.Run(name, func(t *testing.T) { t.Parallel(); testRedisLockerTokens(t, c) })
+	}
+}
+
+func testRedisLockerTokens(t *testing.T, c redis.UniversalClient) {
 	l := NewRedisLocker(c, "test:jobs:"+testenv.RandomHex(6)+":")
 	ctx := context.Background()
 	unlockA, ok, err := l.TryLock(ctx, "k", 30*time.Millisecond)

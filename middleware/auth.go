@@ -142,7 +142,7 @@ func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request) (*Ident
 		}
 		reason = a.refused(r, SourceBearer, err)
 	}
-	sess, err := ReadSessionCookie(r, a.cookie)
+	pick, err := a.pickCookieSession(r)
 	if errors.Is(err, ErrNoSessionCookie) {
 		return nil, reason
 	}
@@ -150,23 +150,100 @@ func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request) (*Ident
 		a.log.InfoContext(ctx, "auth: session cookie refused", "reason", err.Error())
 		return nil, moreSpecific(reason, FailInvalid)
 	}
-	c, err := a.v.Verify(ctx, sess.AccessToken)
-	needsRefresh := errors.Is(err, ErrTokenExpired) || (err == nil && time.Until(c.ExpiresAt) <= refreshWindow)
-	if !needsRefresh || a.refresh == nil || sess.RefreshToken == "" {
-		if err != nil {
-			return nil, moreSpecific(reason, a.refused(r, SourceCookie, err))
-		}
-		return &Identity{AuthUID: c.Subject, Claims: c, Token: sess.AccessToken, Source: SourceCookie,
-			Expires: c.ExpiresAt, Session: sess}, ""
+	if pick.usable != nil {
+		return pick.usable.identity(), ""
 	}
-	return a.refreshCookie(w, r, sess, c, reason)
+	if pick.refreshable != nil && a.refresh != nil {
+		return a.refreshCookie(w, r, pick.refreshable.sess, pick.refreshable.claims, reason)
+	}
+	if pick.nearExpiry != nil {
+		return pick.nearExpiry.identity(), ""
+	}
+	return nil, moreSpecific(reason, pick.failure)
+}
+
+// cookieCandidate is one decoded session cookie and, when its access token verified, its claims.
+type cookieCandidate struct {
+	sess   *authsession.Session
+	claims *Claims // nil when the token has expired
+}
+
+func (c *cookieCandidate) identity() *Identity {
+	return &Identity{AuthUID: c.claims.Subject, Claims: c.claims, Token: c.sess.AccessToken, Source: SourceCookie,
+		Expires: c.claims.ExpiresAt, Session: c.sess}
+}
+
+// cookiePick is what the request's session cookies offer, in order of preference.
+type cookiePick struct {
+	usable      *cookieCandidate // the first that verifies with more than refreshWindow left: use it as is
+	refreshable *cookieCandidate // else the first expired or nearly expired one that holds a refresh token
+	nearExpiry  *cookieCandidate // else the first valid one with ≤ refreshWindow left (used as is without refresh)
+	failure     string           // else why none was usable (the most specific Fail* reason)
+}
+
+// maxVerifiedCandidates bounds the signature checks one request can cause through its session cookies (each
+// decodable candidate costs one, ~80 µs for ES256), so duplicates cannot multiply an attacker's cost to us by more
+// than this. Two cookie jars, the realistic worst case, need two.
+const maxVerifiedCandidates = 4
+
+// pickCookieSession tries every session cookie the request carries (usually one; several when the browser sends
+// the name from more than one domain or path) and stops at the first one whose token verifies with life left. A
+// later usable session beats an earlier refreshable one, so no refresh is spent when a good session is at hand.
+// When two sessions both verify, the first in header order wins, as in the browser's own Supabase client (its
+// cookie parser keeps the first of duplicate names). Refused candidates are logged at Info only when no candidate
+// was usable (a sibling domain's stale cookie beside a good one is not news on every request).
+func (a *Authenticator) pickCookieSession(r *http.Request) (cookiePick, error) {
+	ctx := r.Context()
+	p := cookiePick{failure: FailInvalid}
+	var refusals []error
+	verified := 0
+	err := eachSessionCookie(r, a.cookie, func(sess *authsession.Session) bool {
+		verified++
+		c, err := a.v.Verify(ctx, sess.AccessToken)
+		switch {
+		case err == nil && time.Until(c.ExpiresAt) > refreshWindow:
+			p.usable = &cookieCandidate{sess: sess, claims: c}
+			return false
+		case err == nil || errors.Is(err, ErrTokenExpired):
+			cand := &cookieCandidate{sess: sess, claims: c}
+			if p.refreshable == nil && sess.RefreshToken != "" {
+				p.refreshable = cand
+			}
+			if p.nearExpiry == nil && err == nil {
+				p.nearExpiry = cand
+			}
+		}
+		if err != nil {
+			refusals = append(refusals, err)
+		}
+		return verified < maxVerifiedCandidates
+	})
+	if p.usable != nil || p.refreshable != nil || p.nearExpiry != nil {
+		for _, rerr := range refusals {
+			a.log.DebugContext(ctx, "auth: another session cookie refused", "reason", rerr.Error())
+		}
+		return p, nil
+	}
+	if len(refusals) == 0 { // nothing decoded (or nothing at all): err says why
+		return p, err
+	}
+	seen := FailNoCredentials
+	for _, rerr := range refusals {
+		seen = moreSpecific(seen, a.refused(r, SourceCookie, rerr))
+	}
+	if err != nil { // some candidates decoded and were refused, others did not decode
+		a.log.InfoContext(ctx, "auth: session cookie refused", "reason", err.Error())
+		seen = moreSpecific(seen, FailInvalid)
+	}
+	p.failure = seen
+	return p, nil
 }
 
 // refreshCookie exchanges the cookie's refresh token and continues with the new session.
 func (a *Authenticator) refreshCookie(w http.ResponseWriter, r *http.Request, old *authsession.Session, oldClaims *Claims,
 	reason string) (*Identity, string) {
 	ctx := r.Context()
-	sess, err := a.refresh.do(ctx, old.RefreshToken)
+	sess, err := a.refresh.do(ctx, refreshOwner(old.AccessToken), old.RefreshToken)
 	switch {
 	case errors.Is(err, authsession.ErrRejected):
 		a.log.InfoContext(ctx, "auth: refresh token rejected; deleting the session cookie", "err", err.Error())
@@ -261,20 +338,36 @@ func RequireAuthWith(body any) func(http.Handler) http.Handler {
 }
 
 func requireAuth(body []byte, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return AuthOutage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := IdentityFrom(r.Context()); ok {
 			next.ServeHTTP(w, r)
 			return
 		}
 		reason, _ := AuthFailureFrom(r.Context())
-		if reason == FailAuthUnavailable {
-			w.Header().Set("Retry-After", "5")
-			writeJSONBytes(w, http.StatusServiceUnavailable, unavailableBody)
-			return
-		}
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate(reason))
 		writeJSONBytes(w, http.StatusUnauthorized, body)
+	}))
+}
+
+// AuthOutage is the one place of the rule "Auth unavailable → 503" (auth.md §7): when the caller's cookie session
+// needed a refresh and Supabase Auth could not be reached, the session may well be valid, so a 401 (which makes
+// the browser give up and sign out) would be wrong. It answers 503 {"error":"Authentication service unavailable"}
+// with Retry-After: 5 and lets every other request through. It runs after Authenticate.
+func AuthOutage(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason, ok := AuthFailureFrom(r.Context()); ok && reason == FailAuthUnavailable {
+			WriteAuthUnavailable(w)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// WriteAuthUnavailable is the answer of the rule above, also for handlers whose own call to Auth found it
+// unreachable: 503 {"error":"Authentication service unavailable"}, Retry-After: 5.
+func WriteAuthUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeJSONBytes(w, http.StatusServiceUnavailable, unavailableBody)
 }
 
 // wwwAuthenticate follows RFC 6750 §3: no error code when no credentials were presented.

@@ -18,10 +18,17 @@ type tokenCache struct {
 
 const cacheShards = 16
 
+// cachePerUserShard bounds what one user can hold in the cache: cachePerUserShard entries per shard, so at most
+// 32 tokens per subject in all. Auth mints a new access token on every refresh, and a user controls its
+// user_metadata, which every token carries (up to MaxTokenBytes): without this one account could fill all
+// DefaultCacheSize entries with large ones (measured: ~55 KB of heap per cached 10 KB token, so ~550 MB).
+const cachePerUserShard = 2
+
 type cacheShard struct {
 	mu   sync.Mutex
 	idx  map[[32]byte]int
 	ents []cacheEntry
+	subs map[string]int // entries per subject
 	hand int
 	max  int
 }
@@ -41,7 +48,7 @@ func newTokenCache(size int) *tokenCache {
 	per := (size + cacheShards - 1) / cacheShards
 	c := &tokenCache{}
 	for i := range c.shards {
-		c.shards[i] = cacheShard{idx: make(map[[32]byte]int, per), max: per}
+		c.shards[i] = cacheShard{idx: make(map[[32]byte]int, per), subs: make(map[string]int), max: per}
 	}
 	return c
 }
@@ -75,6 +82,11 @@ func (c *tokenCache) put(key [32]byte, claims *Claims, until time.Time, now time
 		return
 	}
 	e := cacheEntry{key: key, claims: claims, until: until.UnixNano()}
+	if s.subs[claims.Subject] >= cachePerUserShard {
+		s.replaceOwn(e, now.UnixNano())
+		return
+	}
+	s.subs[claims.Subject]++
 	if len(s.ents) < s.max {
 		s.idx[key] = len(s.ents)
 		s.ents = append(s.ents, e)
@@ -92,9 +104,48 @@ func (c *tokenCache) put(key [32]byte, claims *Claims, until time.Time, now time
 			continue
 		}
 		delete(s.idx, v.key)
+		s.forget(v.claims.Subject)
 		s.ents[victim] = e
 		s.idx[key] = victim
 		return
+	}
+}
+
+// replaceOwn puts e in the place of one of its subject's entries (one that is dead, else one not used since the
+// hand last passed, else the first), so a user at its share still gets its newest token cached, at its own
+// expense only. Called with s.mu held; O(shard) but only on a miss of a user already at its share.
+func (s *cacheShard) replaceOwn(e cacheEntry, nowNano int64) {
+	best, rank := -1, 3
+	for i := range s.ents {
+		v := &s.ents[i]
+		if v.claims.Subject != e.claims.Subject {
+			continue
+		}
+		r := 2
+		switch {
+		case nowNano > v.until:
+			r = 0
+		case !v.ref:
+			r = 1
+		}
+		if r < rank {
+			best, rank = i, r
+			if r == 0 {
+				break
+			}
+		}
+	}
+	if best < 0 { // cannot happen while subs is consistent; stay correct regardless
+		return
+	}
+	delete(s.idx, s.ents[best].key)
+	s.ents[best] = e
+	s.idx[e.key] = best
+}
+
+func (s *cacheShard) forget(sub string) {
+	if s.subs[sub]--; s.subs[sub] <= 0 {
+		delete(s.subs, sub)
 	}
 }
 

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +80,71 @@ func claimsFromMap(m jwt.MapClaims) (*Claims, error) {
 		return nil, errors.New("is_anonymous is not a boolean")
 	}
 	return c, nil
+}
+
+// IssuedAtSkew is how far in the future a token's iat may be. PostgREST 12 refuses iat > now + 30 s
+// (JWTIssuedAtFuture: its JWT library's allowedSkew, measured on the real PostgREST by TestVerifierMatchesPostgREST),
+// so we refuse exactly beyond that, no earlier. Not the 10 s exp/nbf leeway: a too-strict exp only ends a token's
+// life a little early and the cookie refresh covers it, but refusing a FRESH token because Auth's clock runs ahead
+// of ours would have no remedy (a refresh returns another fresh token with the same future iat).
+const IssuedAtSkew = 30 * time.Second
+
+var errIssuedInFuture = errors.New("iat is in the future")
+
+// checkRegisteredClaims applies to a verified token's claims the rules that PostgREST 12 applies and the jwt
+// parser does not: iat, when present and not null, a number no later than now + IssuedAtSkew; jti a string; iss,
+// sub and every aud a StringOrURI (a string with a colon must be an absolute URI). Null counts as absent, as in
+// PostgREST. exp and nbf (types, leeway) are left to the parser, which is stricter than PostgREST about both.
+func checkRegisteredClaims(m jwt.MapClaims, now time.Time) error {
+	switch v := m["iat"].(type) {
+	case nil:
+	case float64:
+		if v > float64(now.Add(IssuedAtSkew).Unix()) {
+			return fmt.Errorf("%w (%.0f s ahead)", errIssuedInFuture, v-float64(now.Unix()))
+		}
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return errors.New("claim \"iat\" is not a number")
+		}
+		if f > float64(now.Add(IssuedAtSkew).Unix()) {
+			return errIssuedInFuture
+		}
+	default:
+		return errors.New("claim \"iat\" is not a number")
+	}
+	if _, err := optString(m, "jti"); err != nil {
+		return err
+	}
+	for _, name := range [...]string{"iss", "sub"} {
+		v, err := optString(m, name)
+		if err != nil {
+			return err
+		}
+		if !isStringOrURI(v) {
+			return fmt.Errorf("claim %q has a colon but is not a URI", name)
+		}
+	}
+	switch v := m["aud"].(type) {
+	case nil:
+	case string:
+		if !isStringOrURI(v) {
+			return errors.New(`claim "aud" has a colon but is not a URI`)
+		}
+	case []any:
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return errors.New(`claim "aud" has a member that is not a string`)
+			}
+			if !isStringOrURI(s) {
+				return errors.New(`claim "aud" has a member with a colon that is not a URI`)
+			}
+		}
+	default:
+		return errors.New(`claim "aud" is neither a string nor an array`)
+	}
+	return nil
 }
 
 // optString returns a string claim, "" when absent, and an error when present with another JSON type (a claim of

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -43,6 +44,29 @@ func ClientIP(r *http.Request, trustedProxies []netip.Prefix) netip.Addr {
 		return a
 	}
 	return peer
+}
+
+// clientIPKey is the context key of the address ResolveClientIP found.
+type clientIPKey struct{}
+
+// ResolveClientIP computes ClientIP(r, trustedProxies) once, at the edge, and keeps it in the request's context, so
+// that everything further in (the access log, which cannot know the proxy list, the rate limits, the handlers) can
+// use the same answer through ClientIPFrom instead of each re-deriving it with settings that might differ. Put it
+// outermost.
+func ResolveClientIP(trustedProxies []netip.Prefix) func(http.Handler) http.Handler {
+	ps := append([]netip.Prefix(nil), trustedProxies...)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a := ClientIP(r, ps)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, a)))
+		})
+	}
+}
+
+// ClientIPFrom returns the address ResolveClientIP stored in ctx, and false when it did not run.
+func ClientIPFrom(ctx context.Context) (netip.Addr, bool) {
+	a, ok := ctx.Value(clientIPKey{}).(netip.Addr)
+	return a, ok
 }
 
 // parseAddr accepts "ip", "ip:port" and "[ipv6]:port".

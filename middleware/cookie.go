@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -26,8 +27,8 @@ const (
 var (
 	// ErrNoSessionCookie: the request carries no session cookie (neither the base name nor chunk .0).
 	ErrNoSessionCookie = errors.New("no session cookie")
-	// ErrBadSessionCookie: a session cookie is present but malformed (duplicates, too many or too large chunks,
-	// bad URL escapes, bad base64, JSON that is not a session).
+	// ErrBadSessionCookie: a session cookie is present but malformed (too many copies of one name, too many or too
+	// large chunks, bad URL escapes, bad base64, JSON that is not a session).
 	ErrBadSessionCookie = errors.New("malformed session cookie")
 )
 
@@ -47,16 +48,26 @@ func CookieNameFromURL(supabaseURL string) string {
 	return "sb-" + label + "-auth-token"
 }
 
-// carried is what the request holds under one session cookie name.
+// carried is what the request holds under one session cookie name. A browser can send the same name more than once:
+// a host-only cookie and one set for a parent domain (e.g. by a sibling subdomain of the same Supabase project), or
+// the same name under two paths. It sends them most specific path first, then oldest first; nothing in the header
+// says which is which, so every value is kept in header order and each plausible session is tried.
 type carried struct {
-	base    string
-	hasBase bool
-	chunks  map[int]string // index -> value, only indexes < 1000
+	bases  []string         // values of the un-suffixed name
+	chunks map[int][]string // chunk index -> values, only indexes < 1000
 }
 
+// MaxDuplicateCookies bounds how many cookies of one name (the base name or one chunk name) a request may carry; a
+// browser sends one per matching domain and path, which is a handful at most. More is refused as malformed.
+const MaxDuplicateCookies = 4
+
+// maxSessionCandidates bounds how many assembled values are tried for one request (each costs a decode and perhaps
+// a signature check). It covers every realistic mix: two cookie jars of up to three chunks each, plus base cookies.
+const maxSessionCandidates = 16
+
 // readCarried parses the Cookie headers for name and name.N. The standard library parser is not used because it
-// silently drops values with characters it dislikes and keeps duplicates without telling; here a duplicate of any of
-// our names is an error (two different sessions, or a replayed chunk, must not be silently merged).
+// silently drops values with characters it dislikes; here every value of our names is kept, in order, within the
+// limits (MaxCookieBytes in all, MaxDuplicateCookies per name).
 func readCarried(r *http.Request, name string) (carried, error) {
 	c := carried{}
 	total := 0
@@ -73,18 +84,18 @@ func readCarried(r *http.Request, name string) (carried, error) {
 				v = v[1 : len(v)-1]
 			}
 			if n == name {
-				if c.hasBase {
-					return c, fmt.Errorf("%w: duplicate cookie %s", ErrBadSessionCookie, name)
+				if len(c.bases) == MaxDuplicateCookies {
+					return c, fmt.Errorf("%w: more than %d cookies %s", ErrBadSessionCookie, MaxDuplicateCookies, name)
 				}
-				c.base, c.hasBase = v, true
+				c.bases = append(c.bases, v)
 			} else if idx, ok := chunkIndex(n[len(name):]); ok {
 				if c.chunks == nil {
-					c.chunks = make(map[int]string)
+					c.chunks = make(map[int][]string)
 				}
-				if _, dup := c.chunks[idx]; dup {
-					return c, fmt.Errorf("%w: duplicate chunk %d", ErrBadSessionCookie, idx)
+				if len(c.chunks[idx]) == MaxDuplicateCookies {
+					return c, fmt.Errorf("%w: more than %d cookies for chunk %d", ErrBadSessionCookie, MaxDuplicateCookies, idx)
 				}
-				c.chunks[idx] = v
+				c.chunks[idx] = append(c.chunks[idx], v)
 			} else {
 				continue
 			}
@@ -112,43 +123,109 @@ func chunkIndex(suffix string) (int, bool) {
 	return n, true
 }
 
-// value assembles the (still URL-encoded) cookie value: the base cookie if present and non-empty, else chunks .0,
-// .1, … up to the first missing index.
-func (c carried) value() (string, error) {
-	if c.hasBase && c.base != "" {
-		return c.base, nil
+// candidates calls yield with each (still URL-encoded) value to try, in order, until yield returns false, at most
+// maxSessionCandidates of them. For one cookie set this is exactly the single-cookie rule: the base cookie if
+// present and non-empty, else chunks .0, .1, … up to the first missing index. With duplicates: every non-empty base
+// value in header order, then every assembly of one value per chunk index (earlier values first), also cut short at
+// each index (a jar of two chunks beside one of three: the third chunk belongs to the other jar). It returns
+// ErrNoSessionCookie when there is nothing to try and ErrBadSessionCookie for more than MaxCookieChunks chunks.
+func (c carried) candidates(yield func(string) bool) error {
+	n := 0
+	try := func(v string) bool {
+		n++
+		return yield(v) && n < maxSessionCandidates
 	}
-	if _, ok := c.chunks[0]; !ok {
-		return "", ErrNoSessionCookie
-	}
-	var b strings.Builder
-	for i := 0; ; i++ {
-		v, ok := c.chunks[i]
-		if !ok {
-			break
+	for _, b := range c.bases {
+		if b != "" && !try(b) {
+			return nil
 		}
-		if i >= MaxCookieChunks {
-			return "", fmt.Errorf("%w: more than %d chunks", ErrBadSessionCookie, MaxCookieChunks)
-		}
-		b.WriteString(v)
 	}
-	return b.String(), nil
+	length := 0
+	dup := false
+	for ; len(c.chunks[length]) > 0; length++ {
+		if length >= MaxCookieChunks {
+			return fmt.Errorf("%w: more than %d chunks", ErrBadSessionCookie, MaxCookieChunks)
+		}
+		dup = dup || len(c.chunks[length]) > 1
+	}
+	if length == 0 {
+		if n == 0 {
+			return ErrNoSessionCookie
+		}
+		return nil
+	}
+	var buf []byte
+	// walk extends the assembly with a value for index i; it reports false once the candidates must stop.
+	var walk func(i int) bool
+	walk = func(i int) bool {
+		if i == length {
+			return try(string(buf))
+		}
+		mark := len(buf)
+		for j, v := range c.chunks[i] {
+			if slices.Contains(c.chunks[i][:j], v) {
+				continue // the same value twice is one choice
+			}
+			buf = append(buf[:mark], v...)
+			if !walk(i + 1) {
+				return false
+			}
+		}
+		buf = buf[:mark]
+		if dup && i > 0 {
+			return try(string(buf))
+		}
+		return true
+	}
+	walk(0)
+	return nil
 }
 
 // ReadSessionCookie reads the @supabase/ssr session cookie called name (auth.md §4.2–4.3): un-suffixed name if
 // present and non-empty, else chunks .0, .1, … until the first missing one; at most 10 chunks and 32 KiB; the value
-// is URL-decoded, then either "base64-" + base64url (padding tolerated) or raw JSON. It returns ErrNoSessionCookie
-// when there is none and an error wrapping ErrBadSessionCookie for anything malformed. It never panics.
+// is URL-decoded, then either "base64-" + base64url (padding tolerated) or raw JSON. When the request carries the
+// name more than once (see carried), it returns the first candidate that decodes. It returns ErrNoSessionCookie
+// when there is none and an error wrapping ErrBadSessionCookie when nothing decodes. It never panics.
 func ReadSessionCookie(r *http.Request, name string) (*authsession.Session, error) {
+	var first *authsession.Session
+	err := eachSessionCookie(r, name, func(s *authsession.Session) bool {
+		first = s
+		return false
+	})
+	if first != nil {
+		return first, nil
+	}
+	return nil, err
+}
+
+// eachSessionCookie calls fn with every candidate session of the request (carried.candidates) that decodes, in
+// order, until fn returns false. It returns ErrNoSessionCookie when there is no candidate, and otherwise the first
+// error met (a malformed cookie set, or the decoding error of the first candidate) when fn never returned false.
+func eachSessionCookie(r *http.Request, name string, fn func(*authsession.Session) bool) error {
 	c, err := readCarried(r, name)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	v, err := c.value()
-	if err != nil {
-		return nil, err
+	var firstErr error
+	stopped := false
+	err = c.candidates(func(v string) bool {
+		s, derr := decodeCookieValue(v)
+		if derr != nil {
+			if firstErr == nil {
+				firstErr = derr
+			}
+			return true
+		}
+		stopped = !fn(s)
+		return !stopped
+	})
+	switch {
+	case stopped:
+		return nil
+	case err != nil:
+		return err
 	}
-	return decodeCookieValue(v)
+	return firstErr
 }
 
 // decodeCookieValue turns an assembled wire value into a session.
@@ -192,7 +269,7 @@ func WriteSessionCookie(w http.ResponseWriter, r *http.Request, name string, ses
 	for i, v := range chunks {
 		setCookie(w, name+"."+strconv.Itoa(i), v, CookieMaxAge, secure)
 	}
-	if c.hasBase {
+	if len(c.bases) > 0 {
 		setCookie(w, name, "", -1, secure)
 	}
 	for idx := range c.chunks {

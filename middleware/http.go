@@ -126,7 +126,8 @@ func noteUser(ctx context.Context, uid string) {
 }
 
 // AccessLog logs one line per request at Info: method, path (no query: it may carry tokens), status, bytes,
-// duration, request id and the auth uid when Authenticate identified the caller. Put it after RequestID.
+// duration, request id, the auth uid when Authenticate identified the caller, and the client address (the one
+// ResolveClientIP put in the context, else the TCP peer). Put it after RequestID.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	logger = orDefault(logger)
 	return func(next http.Handler) http.Handler {
@@ -154,10 +155,28 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 }
 
 func logAccess(logger *slog.Logger, r *http.Request, li *logInfo, status int, bytes int64, d time.Duration) {
+	if bodyTimedOut(r.Context()) {
+		// BodyTimeout, further out, answers 408 in place of the handler.
+		status, bytes = http.StatusRequestTimeout, int64(len(bodyTimeoutJSON))
+	}
 	logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
 		slog.Int64("bytes", bytes), slog.Duration("duration", d),
-		slog.String("request_id", RequestIDFrom(r.Context())), slog.String("user", li.user))
+		slog.String("request_id", RequestIDFrom(r.Context())), slog.String("user", li.user),
+		slog.String("client", logClient(r)))
+}
+
+// logClient is the client as ResolveClientIP saw it (after TRUSTED_PROXIES), else the TCP peer: never a forwarded
+// header that no trusted proxy vouched for. "" when even the peer address is unparsable.
+func logClient(r *http.Request) string {
+	a, ok := ClientIPFrom(r.Context())
+	if !ok {
+		a = ClientIP(r, nil)
+	}
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // SecurityHeaders sets X-Content-Type-Options: nosniff and, unless already set, Cache-Control: no-store (routes.md

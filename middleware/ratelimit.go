@@ -6,6 +6,7 @@ package middleware
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // RateKind says what one limit counts by.
@@ -82,6 +85,13 @@ type RateLimitConfig struct {
 	UserKey  func(*http.Request) (string, bool) // nil = every caller is anonymous
 	Logger   *slog.Logger                       // nil = discard
 	Now      func() time.Time                   // nil = time.Now
+
+	// Fallback counts per node while Store fails; nil = a NewMemoryRateStore(0) of the limiter's own. Unused when
+	// Store is a *MemoryRateStore (it cannot fail).
+	Fallback      RateStore
+	StoreTimeout  time.Duration         // one call to Store; 0 = DefaultRateStoreTimeout
+	FallbackRetry time.Duration         // on the fallback, one request per interval tries Store; 0 = DefaultRateFallbackRetry
+	Registerer    prometheus.Registerer // the fallback's metrics (suparelay_ratelimit_*); nil = none
 }
 
 // NewRateLimiter returns middleware enforcing cfg.Rules. A refused request gets 429 with `{"error":"<message>"}`,
@@ -91,8 +101,11 @@ type RateLimitConfig struct {
 // handlers. A missing User-Agent is counted as an empty one, never refused (the original refused it; the contract
 // says not to copy that). An empty client address is counted as "unknown", one shared bucket: fail closed.
 //
-// If the store fails (Redis down), the limit is skipped — fail open — and an error is logged at most once per
-// 10 seconds: an outage of the shared counter must not take the API down with it.
+// If the store fails (Redis down), the same rules are counted per node in Fallback instead — never fail open, or an
+// outage would open /api/auth/* to brute force — and the switch is logged and exported as
+// suparelay_ratelimit_fallback_active; with N nodes a caller's budget is then up to N times the rule's. While on
+// the fallback one request per FallbackRetry tries the store again, and the first success switches back. Only if
+// the fallback fails too (a custom one) is the limit skipped, with an error logged at most once per 10 seconds.
 //
 // It panics on an invalid rule (empty name, duplicate name, no limits, limit or window ≤ 0, RateByUser outside
 // UserLimits), because that is a programming error found at start-up.
@@ -116,6 +129,20 @@ func NewRateLimiter(cfg RateLimitConfig) func(http.Handler) http.Handler {
 	}
 	if l.now == nil {
 		l.now = time.Now
+	}
+	if _, infallible := l.store.(*MemoryRateStore); !infallible {
+		f := &rlFailover{primary: l.store, fallback: cfg.Fallback, timeout: cfg.StoreTimeout, retry: cfg.FallbackRetry,
+			log: l.log, m: newRLMetrics(cfg.Registerer)}
+		if f.fallback == nil {
+			f.fallback = NewMemoryRateStore(0)
+		}
+		if f.timeout <= 0 {
+			f.timeout = DefaultRateStoreTimeout
+		}
+		if f.retry <= 0 {
+			f.retry = DefaultRateFallbackRetry
+		}
+		l.store = f
 	}
 	return l.middleware
 }
@@ -213,13 +240,21 @@ func (l *rlLimiter) middleware(next http.Handler) http.Handler {
 	})
 }
 
+// rlUABuckets bounds the IP+UA windows one address can open per limit. The User-Agent is caller-chosen: without
+// a bound, one address cycling through made-up agents (its requests refused by the address's own limit, but still
+// counted) would fill the per-node store, whose evictions hand other callers fresh budgets, and Redis with keys.
+// Two browsers behind one address share an IP+UA window only when their agents land in the same bucket (1 in 64);
+// they share the address's own window anyway.
+const rlUABuckets = 64
+
 // rlKey builds a bounded key: the rule, the limit's kind and window (so changing a budget never mixes windows),
 // and the caller. User-Agent and user keys are hashed because they are caller-chosen text of any length.
 func rlKey(rule string, lim RateLimit, ip, ua, user string) string {
 	prefix := rule + ":" + lim.Kind.String() + ":" + strconv.FormatInt(int64(lim.Window/time.Millisecond), 10) + ":"
 	switch lim.Kind {
 	case RateByIPUA:
-		return prefix + ip + "|" + rlHash(ua)
+		sum := sha256.Sum256([]byte(ua))
+		return prefix + ip + "|ua" + strconv.Itoa(int(binary.BigEndian.Uint16(sum[:2])%rlUABuckets))
 	case RateByUser:
 		return prefix + rlHash(user)
 	}
@@ -237,7 +272,8 @@ func (l *rlLimiter) storeFailed(ctx context.Context, rule string, err error) {
 	if now-last < int64(10*time.Second) || !l.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	l.log.ErrorContext(ctx, "rate limit store unavailable; limit skipped (fail open)", "rule", rule, "error", err)
+	l.log.ErrorContext(ctx, "rate limit store and its fallback unavailable; limit skipped (fail open)", "rule", rule,
+		"error", err)
 }
 
 func rlRefuse(w http.ResponseWriter, msg string, wait time.Duration) {

@@ -12,7 +12,7 @@ import (
 
 // RedisRateStore shares fixed-window counters between nodes through Redis (internal/rediskv's IncrWindow), so a
 // client's budget is the same whichever node it reaches. When Redis is unreachable Incr returns the error and
-// [NewRateLimiter] fails open (and logs it).
+// [NewRateLimiter] counts per node in its fallback until Redis answers again (and logs and exports the switch).
 type RedisRateStore struct{ kv rediskv.Store }
 
 var _ RateStore = (*RedisRateStore)(nil)

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,28 +193,49 @@ func TestRateLimitDefaultClientIP(t *testing.T) {
 	}
 }
 
-type rlFailingStore struct{}
+// rlFailingStore is a shared store that is down; it counts the calls it gets.
+type rlFailingStore struct{ calls atomic.Int64 }
 
-func (rlFailingStore) Incr(context.Context, string, time.Duration, time.Time) (RateCount, error) {
+func (s *rlFailingStore) Incr(context.Context, string, time.Duration, time.Time) (RateCount, error) {
+	s.calls.Add(1)
 	return RateCount{}, errors.New("connection refused")
 }
 
-// TestRateLimitFailOpen: a failing store lets requests through and logs (once, throttled).
-func TestRateLimitFailOpen(t *testing.T) {
+// TestRateLimitFallback: a failing store never opens the limits (issue 11): the same rules are counted per node,
+// the switch is logged once, and the store is left alone until the retry interval has passed, then tried by one
+// request in the background (which fails again here, so counting stays per node and is not logged again).
+func TestRateLimitFallback(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&rlLockedWriter{w: &buf, mu: &mu}, nil))
-	h := rlTestHandler(RateLimitConfig{Store: rlFailingStore{}, Logger: logger})
-	for i := range 20 {
-		if w := rlDo(h, rlReq{"POST", "/api/auth/x", "203.0.113.1", "ua", ""}); w.Code != http.StatusOK {
-			t.Fatalf("request %d: status %d", i, w.Code)
+	clock := &rlTestClock{t: time.Unix(1_700_000_000, 0)}
+	store := &rlFailingStore{}
+	h := rlTestHandler(RateLimitConfig{Store: store, Logger: logger, Now: clock.Now, FallbackRetry: 5 * time.Second})
+	login := func(int) rlReq { return rlReq{"POST", "/api/auth/x", "203.0.113.1", "ua", ""} }
+	if n := rlAllowed(t, h, rlMsg, 4, login); n != 4 {
+		t.Fatalf("with the store down: allowed %d, want 4 (the IP+UA budget, counted per node)", n)
+	}
+	if n := store.calls.Load(); n != 1 {
+		t.Errorf("store called %d times before the retry interval, want 1", n)
+	}
+	clock.Add(5 * time.Second)
+	for range 3 {
+		if w := rlDo(h, login(0)); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("after the retry interval: status %d, want 429 (still counted per node)", w.Code)
 		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); store.calls.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // the probe runs in the background
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := store.calls.Load(); n != 2 {
+		t.Errorf("store called %d times after one retry interval, want 2 (one probe)", n)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if n := bytes.Count(buf.Bytes(), []byte("fail open")); n != 1 {
-		t.Errorf("log lines = %d, want 1:\n%s", n, buf.String())
+	if n := bytes.Count(buf.Bytes(), []byte("counting per node until it is back")); n != 1 || strings.Contains(buf.String(), "fail open") {
+		t.Errorf("want one switch line and no fail-open line:\n%s", buf.String())
 	}
 }
 
@@ -279,6 +302,27 @@ func TestMemoryRateStoreBounded(t *testing.T) {
 	}
 }
 
+// TestRateLimitUAWindowsBounded: one address sending a new User-Agent with every request opens at most
+// rlUABuckets IP+UA windows per limit (plus its IP window), and stays refused by its IP limit throughout.
+func TestRateLimitUAWindowsBounded(t *testing.T) {
+	t.Parallel()
+	store := NewMemoryRateStore(0)
+	h := rlTestHandler(RateLimitConfig{Store: store})
+	if n := rlAllowed(t, h, rlMsg, 8, func(i int) rlReq {
+		return rlReq{"POST", "/api/auth/x", "198.51.100.77", "agent-" + strconv.Itoa(i), ""}
+	}); n != 8 {
+		t.Fatalf("allowed %d, want 8 (the IP limit)", n)
+	}
+	for i := range 5000 {
+		if w := rlDo(h, rlReq{"POST", "/api/auth/x", "198.51.100.77", "made-up-" + strconv.Itoa(i), ""}); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("request %d: status %d, want 429", i, w.Code)
+		}
+	}
+	if n := store.Len(); n > 1+rlUABuckets {
+		t.Fatalf("windows held for one address: %d, want <= %d", n, 1+rlUABuckets)
+	}
+}
+
 func rlRedis(t *testing.T, url string) *redis.Client {
 	t.Helper()
 	opt, err := redis.ParseURL(url)
@@ -294,10 +338,16 @@ func rlRedis(t *testing.T, url string) *redis.Client {
 // share one budget; keys carry a TTL.
 func TestRateLimitRedisShared(t *testing.T) {
 	t.Parallel()
-	url := testenv.RedisURL(t)
+	a, b := testenv.RedisClients(t), testenv.RedisClients(t) // two nodes, on Redis and on the cluster
+	for name := range a {
+		t.Run(name, func(t *testing.T) { t.Parallel(); testRateLimitRedisShared(t, a[name], b[name]) })
+	}
+}
+
+func testRateLimitRedisShared(t *testing.T, ca, cb redis.UniversalClient) {
 	prefix := "test:rl:" + testenv.RandomHex(6) + ":"
-	nodeA := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(rlRedis(t, url), prefix)})
-	nodeB := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(rlRedis(t, url), prefix)})
+	nodeA := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(ca, prefix)})
+	nodeB := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(cb, prefix)})
 	q := rlReq{"POST", "/api/auth/verify-sms", "203.0.113.50", "Mozilla/5.0", ""}
 	for i := range 4 {
 		h := nodeA
@@ -317,8 +367,8 @@ func TestRateLimitRedisShared(t *testing.T) {
 			t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
 		}
 	}
-	c := rlRedis(t, url)
-	keys, err := c.Keys(context.Background(), prefix+"*").Result()
+	c := ca
+	keys, err := testenv.RedisKeys(context.Background(), c, prefix+"*")
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("keys = %v, %v; want 2", keys, err)
 	}
@@ -327,10 +377,11 @@ func TestRateLimitRedisShared(t *testing.T) {
 			t.Errorf("%s TTL = %v", k, ttl)
 		}
 	}
-	t.Cleanup(func() { c.Del(context.Background(), keys...) })
+	t.Cleanup(func() { testenv.DeleteRedisKeys(context.Background(), c, prefix+"*") })
 }
 
-// TestRateLimitRedisDown: a Redis that cannot be reached fails open.
+// TestRateLimitRedisDown: a Redis that cannot be reached at all (nothing listens) is replaced by per-node counting
+// from the first request on.
 func TestRateLimitRedisDown(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -342,9 +393,7 @@ func TestRateLimitRedisDown(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
 	t.Cleanup(func() { _ = c.Close() })
 	h := rlTestHandler(RateLimitConfig{Store: NewRedisRateStore(c, "x:")})
-	for range 7 {
-		if w := rlDo(h, rlReq{"POST", "/api/auth/x", "203.0.113.1", "ua", ""}); w.Code != http.StatusOK {
-			t.Fatalf("status %d, want 200 (fail open)", w.Code)
-		}
+	if n := rlAllowed(t, h, rlMsg, 4, func(int) rlReq { return rlReq{"POST", "/api/auth/x", "203.0.113.1", "ua", ""} }); n != 4 {
+		t.Fatalf("allowed %d, want 4 (counted per node, not fail open)", n)
 	}
 }

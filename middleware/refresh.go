@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/qryptchat/suparelay/internal/authsession"
 )
 
@@ -38,6 +40,15 @@ const (
 	errUnavailableMsg = "another node holds the refresh lock and produced no result in time"
 )
 
+// Exchanges in progress on this node. A browser's requests share one (single-flight per refresh token), so a user
+// has about one per device; but a cookie is client-made, and one genuine expired access token paired with made-up
+// refresh tokens would otherwise start a goroutine and a call to Auth per request (Authenticate runs before the
+// rate limits), without bound, spending the node's own budget at Auth's rate limiter too.
+const (
+	refreshFlightsPerUser = 4
+	refreshFlightsMax     = 10000
+)
+
 // refresher makes sure each refresh token is exchanged at most once: concurrent requests on this node share one
 // call (single-flight keyed by SHA-256 of the token), results are remembered for refreshResultTTL, and with a
 // SharedStore the same holds across nodes (lock key + result key, result encrypted under the old refresh token).
@@ -48,13 +59,19 @@ type refresher struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	owners  map[string]int // flights in progress per owner (refreshOwner)
 	results map[string]memResult
 }
 
+// errRefreshBusy is an outage-class error (not ErrRejected): the cookie is kept, the request gets 503 unless its
+// token is still valid, and the next request may try again.
+var errRefreshBusy = errors.New("too many session refreshes in progress for this user on this node")
+
 type flight struct {
-	done chan struct{}
-	sess *authsession.Session
-	err  error
+	owner string
+	done  chan struct{}
+	sess  *authsession.Session
+	err   error
 }
 
 type memResult struct {
@@ -64,11 +81,25 @@ type memResult struct {
 }
 
 func newRefresher(ex Refresher, shared SharedStore, log *slog.Logger) *refresher {
-	return &refresher{ex: ex, shared: shared, log: log, flights: map[string]*flight{}, results: map[string]memResult{}}
+	return &refresher{ex: ex, shared: shared, log: log, flights: map[string]*flight{}, owners: map[string]int{},
+		results: map[string]memResult{}}
 }
 
-// do returns the session that replaces the one holding refreshToken.
-func (rf *refresher) do(ctx context.Context, refreshToken string) (*authsession.Session, error) {
+// refreshOwner names whose exchange this is, for refreshFlightsPerUser: the sub of the session's access token.
+// Reading it unverified is sound here because Authenticate refreshes only after Verify found the token genuine
+// (valid, or ErrTokenExpired, which the verifier reports only after the signature checked out). A token without a
+// readable sub counts under its own hash.
+func refreshOwner(accessToken string) string {
+	var c jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(accessToken, &c); err == nil && c.Subject != "" {
+		return "sub:" + c.Subject
+	}
+	sum := sha256.Sum256([]byte(accessToken))
+	return "tok:" + hex.EncodeToString(sum[:16])
+}
+
+// do returns the session that replaces the one holding refreshToken; owner is refreshOwner of its access token.
+func (rf *refresher) do(ctx context.Context, owner, refreshToken string) (*authsession.Session, error) {
 	sum := sha256.Sum256([]byte(refreshToken))
 	key := hex.EncodeToString(sum[:])
 	now := time.Now()
@@ -80,8 +111,13 @@ func (rf *refresher) do(ctx context.Context, refreshToken string) (*authsession.
 	}
 	f, joined := rf.flights[key]
 	if !joined {
-		f = &flight{done: make(chan struct{})}
+		if rf.owners[owner] >= refreshFlightsPerUser || len(rf.flights) >= refreshFlightsMax {
+			rf.mu.Unlock()
+			return nil, errRefreshBusy
+		}
+		f = &flight{owner: owner, done: make(chan struct{})}
 		rf.flights[key] = f
+		rf.owners[owner]++
 	}
 	rf.mu.Unlock()
 
@@ -102,6 +138,9 @@ func (rf *refresher) run(ctx context.Context, key, refreshToken string, f *fligh
 	f.sess, f.err = rf.exchange(ctx, key, refreshToken)
 	rf.mu.Lock()
 	delete(rf.flights, key)
+	if rf.owners[f.owner]--; rf.owners[f.owner] <= 0 {
+		delete(rf.owners, f.owner)
+	}
 	if f.err == nil || errors.Is(f.err, authsession.ErrRejected) {
 		rf.remember(key, memResult{sess: f.sess, rejected: f.err, until: time.Now().Add(refreshResultTTL)})
 	}

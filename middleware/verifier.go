@@ -116,7 +116,10 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	if aud == "" {
 		aud = DefaultAudience
 	}
-	common := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(v.leeway), jwt.WithExpirationRequired()}
+	// Strict decoding: a signature segment with non-zero padding bits decodes to the same bytes in lenient base64,
+	// so the token would verify here while PostgREST refuses it as "Not valid base64url".
+	common := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithLeeway(v.leeway), jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding()}
 	userOpts := append(append([]jwt.ParserOption{}, common...), jwt.WithAudience(aud))
 	if cfg.Issuer != "" {
 		userOpts = append(userOpts, jwt.WithIssuer(cfg.Issuer))
@@ -143,8 +146,11 @@ func (v *Verifier) Ready() error {
 }
 
 // Verify checks a user access token: signature with a pinned algorithm, exp (required, with leeway), nbf, aud,
-// iss when configured, role "authenticated" (else ErrNotUser) and a UUID sub. Errors wrap ErrTokenExpired,
-// ErrTokenInvalid or ErrNotUser. ctx bounds a JWKS re-fetch for an unknown kid.
+// iss when configured, role "authenticated" (else ErrNotUser) and a UUID sub, and refuses whatever PostgREST 12
+// would refuse, so that a token we accept is one the database accepts too (see checkCompact and
+// checkRegisteredClaims: a "crit" header, duplicate members, iat more than IssuedAtSkew ahead, non-canonical
+// base64url, malformed StringOrURI claims, …). Errors wrap ErrTokenExpired, ErrTokenInvalid or ErrNotUser. ctx
+// bounds a JWKS re-fetch for an unknown kid.
 //
 // Results are cached by SHA-256 of the token until the token expires; the returned Claims may be shared between
 // callers and must not be modified.
@@ -186,19 +192,29 @@ func (v *Verifier) VerifyAny(ctx context.Context, token string) (*Claims, error)
 	return v.parse(ctx, v.anyP, token)
 }
 
-// parse runs the jwt parser with the sealed key function and maps its errors onto the sentinels.
+// parse checks the token's form (checkCompact), runs the jwt parser with the sealed key function, applies
+// checkRegisteredClaims, and maps errors onto the sentinels.
 func (v *Verifier) parse(ctx context.Context, p *jwt.Parser, token string) (*Claims, error) {
+	if err := checkCompact(token); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+	}
 	m := jwt.MapClaims{}
 	_, err := p.ParseWithClaims(token, m, v.keyfunc(ctx))
 	if err != nil {
 		// The parser checks claims only after the signature, so "expired" here means a genuine, expired token.
 		if errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenInvalidAudience) &&
 			!errors.Is(err, jwt.ErrTokenInvalidIssuer) && !errors.Is(err, jwt.ErrTokenNotValidYet) {
+			if rerr := checkRegisteredClaims(m, time.Now()); rerr != nil {
+				return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, rerr)
+			}
 			c, cerr := claimsFromMap(m)
 			if cerr == nil {
 				return c, fmt.Errorf("%w: %v", ErrTokenExpired, err)
 			}
 		}
+		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+	}
+	if err := checkRegisteredClaims(m, time.Now()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
 	c, err := claimsFromMap(m)

@@ -123,6 +123,8 @@ func TestAttackSuite(t *testing.T) {
 	enc := "base64-" + base64.RawURLEncoding.EncodeToString(goodSession)
 	half := len(enc) / 2
 	expiredCookieTok := st.ec.sign(t, userClaims(sub, -time.Hour))
+	forgedSession := sessionJSON(t, tampered(), "", sub, time.Now().Add(time.Hour), nil)
+	forgedSession2 := sessionJSON(t, other.sign(t, userClaims(sub, time.Hour)), "", sub, time.Now().Add(time.Hour), nil)
 
 	cases := []struct {
 		name, authz, cookie string
@@ -171,8 +173,11 @@ func TestAttackSuite(t *testing.T) {
 		{name: "other project's cookie ignored", cookie: cookieHeader("sb-xydzwxwsbgmznthiiscl-auth-token", goodSession)},
 		{name: "cookie chunks without .0", cookie: testCookie + ".1=" + enc[:half] + "; " + testCookie + ".2=" + enc[half:]},
 		{name: "cookie chunk .1 missing", cookie: testCookie + ".0=" + enc[:half] + "; " + testCookie + ".2=" + enc[half:]},
-		{name: "cookie chunk duplicated", cookie: testCookie + ".0=" + enc[:half] + "; " + testCookie + ".1=" + enc[half:] + "; " + testCookie + ".1=" + enc[half:]},
-		{name: "cookie base duplicated", cookie: testCookie + "=" + enc + "; " + testCookie + "=" + enc},
+		// Duplicates are each tried (TestDuplicateSessionCookies); these have no good candidate.
+		{name: "cookie chunk duplicated, no good assembly", cookie: testCookie + ".0=" + enc[:half] + "; " + testCookie + ".1=" + enc[:half] + "; " + testCookie + ".1=" + enc[half+1:]},
+		{name: "cookie base duplicated, both forged", cookie: cookieHeader(testCookie, forgedSession) + "; " + cookieHeader(testCookie, forgedSession2)},
+		{name: "cookie base five times", cookie: strings.Repeat(testCookie+"="+enc+"; ", 5)},
+		{name: "cookie chunk .0 five times", cookie: strings.Repeat(testCookie+".0="+enc+"; ", 5)},
 		{name: "cookie chunks out of order", cookie: testCookie + ".0=" + enc[half:] + "; " + testCookie + ".1=" + enc[:half]},
 		{name: "cookie 11 chunks", cookie: func() string {
 			var parts []string

@@ -20,7 +20,7 @@ import (
 //
 // Delivery to the BrokerHandler is at-most-once and in log order, from one goroutine at a time. A broker that
 // notices a gap (a lost pub/sub message, a reconnect) fills it from its history before going on; when history
-// cannot fill it, the handler sees the offset jump and must treat older positions as unresumable.
+// cannot fill it, it says so through HandleGap before delivering anything newer.
 //
 // Every method takes a ctx that bounds its I/O. Errors from an unreachable backend are returned, never retried
 // forever: the Hub degrades to local delivery and the broker reconnects in the background (Ready reports it).
@@ -53,6 +53,10 @@ type Broker interface {
 	// Touch extends the membership lifetime of each user (that has any) to ttl from now.
 	Touch(ctx context.Context, users []string, ttl time.Duration) error
 
+	// Reset starts a new epoch: the log empties, positions of the old epoch can no longer be resumed, and every
+	// subscribed node (this one too) is told through HandleGap. A Hub calls it after events it could not publish,
+	// so that no client resumes across them as if nothing were missing.
+	Reset(ctx context.Context) (Position, error)
 	// Ready returns nil when the backend is reachable and the subscription is live.
 	Ready(ctx context.Context) error
 	Close() error
@@ -62,6 +66,10 @@ type Broker interface {
 type BrokerHandler interface {
 	HandleMessage(m Message)
 	HandleMembership(c MembershipChange)
+	// HandleGap says that records were lost between what was delivered and what comes next (a Reset, a log that
+	// vanished or was trimmed while the subscription was down): no position before next may be resumed. next is
+	// the position the next delivered record follows.
+	HandleGap(next Position)
 }
 
 // Position locates a record in the log.

@@ -18,6 +18,7 @@ type recorder struct {
 	mu      sync.Mutex
 	msgs    []Message
 	changes []MembershipChange
+	gaps    []Position
 }
 
 func (r *recorder) HandleMessage(m Message) { r.mu.Lock(); r.msgs = append(r.msgs, m); r.mu.Unlock() }
@@ -25,6 +26,16 @@ func (r *recorder) HandleMembership(c MembershipChange) {
 	r.mu.Lock()
 	r.changes = append(r.changes, c)
 	r.mu.Unlock()
+}
+func (r *recorder) HandleGap(next Position) {
+	r.mu.Lock()
+	r.gaps = append(r.gaps, next)
+	r.mu.Unlock()
+}
+func (r *recorder) gapsSeen() []Position {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Position(nil), r.gaps...)
 }
 func (r *recorder) snapshot() ([]Message, []MembershipChange) {
 	r.mu.Lock()
@@ -89,6 +100,7 @@ func TestBrokerConformance(t *testing.T) {
 			t.Run("order", func(t *testing.T) { t.Parallel(); conformOrder(t, factory) })
 			t.Run("membership", func(t *testing.T) { t.Parallel(); conformMembership(t, factory) })
 			t.Run("ttl", func(t *testing.T) { t.Parallel(); conformTTL(t, factory) })
+			t.Run("reset", func(t *testing.T) { t.Parallel(); conformReset(t, factory) })
 		})
 	}
 }
@@ -300,5 +312,38 @@ func conformTTL(t *testing.T, factory brokerFactory) {
 	waitFor(t, func() bool { r, _ := b.Rooms(ctx, "expires", 0); return len(r) == 0 })
 	if r, _ := b.Rooms(ctx, "kept", 0); len(r) != 1 {
 		t.Fatalf("touched membership expired: %v", r)
+	}
+}
+
+// conformReset: Reset starts a new, empty epoch; the old positions cannot be resumed; subscribers hear of the gap
+// before any record of the new epoch.
+func conformReset(t *testing.T, factory brokerFactory) {
+	ctx := context.Background()
+	b := factory(t, 100)
+	rec := subscribe(t, b)
+	old, err := b.Publish(ctx, []byte(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Reset(ctx)
+	if err != nil || p.Epoch == "" || p.Epoch == old.Epoch || p.Offset != 0 {
+		t.Fatalf("reset: %v %v (old %v)", p, err, old)
+	}
+	if head, err := b.Head(ctx); err != nil || head != p {
+		t.Fatalf("head after reset: %v %v, want %v", head, err, p)
+	}
+	if _, _, err := b.History(ctx, old, 10); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Fatalf("history of the old epoch: %v, want ErrHistoryUnavailable", err)
+	}
+	next, err := b.Publish(ctx, []byte(`{"n":2}`))
+	if err != nil || next.Epoch != p.Epoch || next.Offset != 1 {
+		t.Fatalf("first record after reset: %v %v", next, err)
+	}
+	waitFor(t, func() bool {
+		msgs, _ := rec.snapshot()
+		return len(msgs) == 2 && len(rec.gapsSeen()) == 1
+	})
+	if g := rec.gapsSeen(); g[0] != p {
+		t.Fatalf("gap %v, want %v", g[0], p)
 	}
 }

@@ -183,6 +183,26 @@ func (b *MemoryBroker) historyStats() historyStats {
 	return historyStats{records: int64(b.n), bytes: b.bytes, evicted: b.evicted}
 }
 
+// Reset starts a new epoch with an empty log and tells the handler (see Broker).
+func (b *MemoryBroker) Reset(ctx context.Context) (Position, error) {
+	if err := ctx.Err(); err != nil {
+		return Position{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return Position{}, ErrBrokerClosed
+	}
+	b.evicted[evictGap] += uint64(b.n)
+	b.epoch, b.head, b.n, b.bytes = newEpoch(), 0, 0, 0
+	clear(b.ring)
+	p := Position{Epoch: b.epoch}
+	if b.h != nil {
+		b.h.HandleGap(p)
+	}
+	return p, nil
+}
+
 func (b *MemoryBroker) History(ctx context.Context, after Position, limit int) ([]Message, Position, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Position{}, err

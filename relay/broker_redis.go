@@ -157,7 +157,8 @@ func (b *RedisBroker) Subscribe(ctx context.Context, h BrokerHandler) error {
 }
 
 // run subscribes, recovers what was missed since the last seen position, then delivers live messages; on any
-// error it marks the broker unhealthy and retries with backoff (100 ms doubling to 5 s).
+// error it marks the broker unhealthy and retries with backoff (100 ms doubling to 1 s: while it is unhealthy,
+// publishes reach only the local node, so a long backoff after a short Redis restart would widen the gap).
 func (b *RedisBroker) run(ctx context.Context, h BrokerHandler, first chan<- error) {
 	defer close(b.done)
 	backoff := 100 * time.Millisecond
@@ -177,8 +178,8 @@ func (b *RedisBroker) run(ctx context.Context, h BrokerHandler, first chan<- err
 		}
 		if err == nil {
 			backoff = 100 * time.Millisecond
-		} else if backoff *= 2; backoff > 5*time.Second {
-			backoff = 5 * time.Second
+		} else if backoff *= 2; backoff > time.Second {
+			backoff = time.Second
 		}
 	}
 }
@@ -252,11 +253,19 @@ func (b *RedisBroker) dispatch(ctx context.Context, h BrokerHandler, last *Posit
 			return nil
 		}
 		h.HandleMembership(c)
+	case len(payload) > 0 && payload[0] == 'g':
+		b.setLast(last, Position{Epoch: payload[1:]})
+		h.HandleGap(*last)
 	case len(payload) > 0 && payload[0] == 'e':
 		m, err := parseRecord(payload)
 		if err != nil {
 			b.log.Error("relay: bad log record", "err", err)
 			return nil
+		}
+		if last.Epoch != "" && m.Pos.Epoch != last.Epoch {
+			// The log was replaced without a Reset announcement reaching us (a flushed or restarted Redis).
+			b.setLast(last, Position{Epoch: m.Pos.Epoch, Offset: m.Pos.Offset - 1})
+			h.HandleGap(*last)
 		}
 		if m.Pos.Epoch == last.Epoch {
 			if m.Pos.Offset <= last.Offset {
@@ -273,9 +282,10 @@ func (b *RedisBroker) dispatch(ctx context.Context, h BrokerHandler, last *Posit
 	return nil
 }
 
-// recover delivers records after *last up to `upto` (0 = head) from the list. When history cannot serve them the
-// handler will simply see the jump. A head below *last in the same epoch is a log that went back: the head call
-// starts a new epoch then (luaHead), so no offset the handler has seen is ever reused for another record.
+// recover delivers records after *last up to `upto` (0 = head) from the list. When history cannot serve them
+// (another epoch, trimmed, too old) the handler is told of the gap, and delivery goes on after it. A head below
+// *last in the same epoch is a log that went back: the head call starts a new epoch then (luaHead), so no offset
+// the handler has seen is ever reused for another record.
 func (b *RedisBroker) recover(ctx context.Context, h BrokerHandler, last *Position, upto uint64) error {
 	for {
 		msgs, head, err := b.history(ctx, *last, 1000)
@@ -287,9 +297,12 @@ func (b *RedisBroker) recover(ctx context.Context, h BrokerHandler, last *Positi
 				b.log.Warn("relay: redis log went back; started a new epoch", "seen", formatID(*last),
 					"head", formatID(head))
 			}
-			if head.Epoch != last.Epoch || upto == 0 {
-				b.setLast(last, head) // the next live record is taken as is
+			next := head
+			if upto != 0 && head.Epoch == last.Epoch {
+				next.Offset = upto // the record that revealed the gap is delivered next
 			}
+			b.setLast(last, next)
+			h.HandleGap(next)
 			return nil
 		}
 		if err != nil {
@@ -358,6 +371,22 @@ func (b *RedisBroker) historyStats() historyStats {
 	b.statsMu.Lock()
 	defer b.statsMu.Unlock()
 	return b.stats
+}
+
+// Reset starts a new epoch and announces it on the channel (see Broker).
+func (b *RedisBroker) Reset(ctx context.Context) (Position, error) {
+	if err := b.check(); err != nil {
+		return Position{}, err
+	}
+	epoch, err := luaReset.Run(ctx, b.rdb, b.logKeys(), newEpoch(), b.chann).Text()
+	if err != nil {
+		return Position{}, b.unavailable(err)
+	}
+	b.statsMu.Lock()
+	b.stats.evicted[evictGap] += uint64(b.stats.records)
+	b.stats.records, b.stats.bytes = 0, 0
+	b.statsMu.Unlock()
+	return Position{Epoch: epoch}, nil
 }
 
 func (b *RedisBroker) History(ctx context.Context, after Position, limit int) ([]Message, Position, error) {

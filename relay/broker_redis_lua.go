@@ -7,7 +7,7 @@ import "github.com/redis/go-redis/v9"
 // shares the configured prefix, so a prefix with a {hash tag} keeps them in one cluster slot.
 //
 // Log records, on the channel and in the list, are the text  e<epoch>:<offset>:<unix ms>:<data>.
-// Membership announcements are  m<json MembershipChange>.
+// Membership announcements are  m<json MembershipChange>; a Reset is announced as  g<new epoch>.
 
 // KEYS: epoch, head, log, log bytes. ARGV: new epoch (used if none), unix ms, data, history size, history ttl ms,
 // channel, seen epoch, seen offset (the newest position this node has delivered), history max bytes.
@@ -74,6 +74,15 @@ if not epoch then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 end
 return {epoch, redis.call('GET', KEYS[2]) or '0'}
+`)
+
+// KEYS: epoch, head, log, log bytes. ARGV: new epoch, channel. A new epoch with an empty log, announced as  g<epoch>.
+var luaReset = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '0')
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('PUBLISH', ARGV[2], 'g' .. ARGV[1])
+return ARGV[1]
 `)
 
 // KEYS: epoch, head, log. ARGV: after epoch, after offset, limit.

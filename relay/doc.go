@@ -28,11 +28,11 @@
 // client ahead of this node is checked against the broker's head: the node may just lag), and history (the ring,
 // else the broker) still holding the next record. Anything else (past the head, another epoch, an empty log's "-0",
 // older than history, not an id of ours) is "cannot resume", and the client is told the ways sse.md allows:
-// CONNECTED carries the current id instead of the client's, and a reload hint follows for each joined room (up to
-// 20, latest joins first; NEW_MESSAGE with shouldReloadMessages and that conversation_id, no id line; the frontend
-// then reloads the open conversation, or the conversation list). Then it continues live. CONNECTED always has its
-// own id: on a resume it is the client's position with a ".<n>" suffix ("e-7.1", then "e-7.2"), never an id the
-// client already holds. An empty log has an epoch from the first Head on, so a stream that starts on it holds a
+// CONNECTED carries the current id instead of the client's, and reload hints follow: one for each joined room (up to
+// 20, latest joins first) and one with an empty conversation_id (NEW_MESSAGE with shouldReloadMessages, no id line;
+// the frontend reloads the open conversation, and the conversation list). Then it continues live. CONNECTED always
+// has its own id: on a resume it is the client's position with a ".<n>" suffix ("e-7.1", then "e-7.2"), never an id
+// the client already holds. An empty log has an epoch from the first Head on, so a stream that starts on it holds a
 // resumable "<epoch>-0". A Redis log whose head went back below what a node has delivered (a restore from a
 // snapshot, a lagging replica) starts a new epoch at that node's next publish or reconnect instead of reusing
 // offsets. relay_resumes_total counts each outcome.

@@ -113,6 +113,9 @@ type Hub struct {
 	shutting bool
 	wg       sync.WaitGroup // one per registered stream
 
+	resetReq      chan struct{} // one pending request to start a new epoch (events reached only this node)
+	lostPublishes atomic.Uint64 // events the broker refused, ever: tells resetLoop whether a request is stale
+
 	startOnce sync.Once
 	started   atomic.Bool        // set once Start has subscribed
 	stop      context.CancelFunc // guarded by mu
@@ -146,7 +149,8 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 		m, _ = newMetrics(nil)
 	}
 	h := &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
-		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL, cfg.HistoryMaxBytes)}
+		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL, cfg.HistoryMaxBytes),
+		resetReq: make(chan struct{}, 1)}
 	if err := registerCollector(reg, &historyCollector{h: h}); err != nil {
 		log.Error("relay: history metrics not registered", "err", err)
 	}
@@ -184,6 +188,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		}
 		h.started.Store(true)
 		go h.touchLoop(ctx)
+		go h.resetLoop(ctx)
 	})
 	return err
 }

@@ -120,6 +120,7 @@ func (h *Hub) publish(ctx context.Context, ev Event, w wireRecord) error {
 	}
 	h.brokerError("publish", err)
 	h.m.published.WithLabelValues("local_fallback").Inc()
+	h.requestReset()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	rec := newRecord(w, h.pos, time.Now())

@@ -17,6 +17,8 @@ type metrics struct {
 	resumes      *prometheus.CounterVec
 	slowCloses   prometheus.Counter
 	brokerErrors *prometheus.CounterVec
+	gaps         prometheus.Counter
+	resets       prometheus.Counter
 	publishDur   prometheus.Histogram
 	brokerLag    prometheus.Histogram
 }
@@ -40,6 +42,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Streams closed because their queue overflowed."}),
 		brokerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_broker_errors_total",
 			Help: "Broker calls that failed, by operation."}, []string{"op"}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_history_gaps_total",
+			Help: "Times this node learnt that records were lost (a Reset, a vanished or trimmed log) and ended its streams for a resume."}),
+		resets: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_log_resets_total",
+			Help: "New epochs this node started because events it published reached only its own streams."}),
 		publishDur: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "relay_broker_publish_seconds",
 			Help: "Latency of Broker.Publish.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		brokerLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "relay_broker_lag_seconds",
@@ -49,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.streams, m.rejected, m.published, m.delivered, m.replayed, m.resumes,
-		m.slowCloses, m.brokerErrors, m.publishDur, m.brokerLag} {
+		m.slowCloses, m.brokerErrors, m.gaps, m.resets, m.publishDur, m.brokerLag} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

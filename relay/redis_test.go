@@ -166,7 +166,18 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 
 	start()
 	waitFor(t, func() bool { return h.Ready(context.Background()) == nil })
-	// The new Redis is empty: a new epoch. The room membership lives on locally; re-join to store it again.
+	// "during" reached only this node and the new Redis is empty: the stream ends with a retry hint, so that its
+	// client resumes (and learns that it cannot resume across the hole) instead of going on as if nothing were lost.
+	var tail string
+	for ev := range c.events {
+		tail += ev.Raw
+	}
+	if !strings.Contains(tail, "retry: ") {
+		t.Fatalf("after recovery the stream ended with %q, want a retry hint", tail)
+	}
+	c = dial(t, srv.URL, "u", "")
+	c.next(t)
+	// The room membership lives on locally; re-join to store it again.
 	mustJoin(t, h, "r", "u")
 	mustPublish(t, h, "r", textEvent("E", "after"), PublishOptions{})
 	ev := c.next(t)

@@ -22,9 +22,9 @@ const (
 	resumeEpochChanged = "epoch_changed" // the log changed epoch while the stream was being set up
 )
 
-// maxReloadHints bounds the reload hints of one unresumable stream: each makes the browser reload a conversation
-// (the open one) or the conversation list (any other), so a user with hundreds of rooms must not cause hundreds
-// of requests. The most recently joined rooms come first: the open conversation is among them.
+// maxReloadHints bounds the room reload hints of one unresumable stream: each makes the browser reload a
+// conversation (the open one) or the conversation list (any other), so a user with hundreds of rooms must not
+// cause hundreds of requests. The most recently joined rooms come first: the open conversation is among them.
 const maxReloadHints = 20
 
 // resumePlan is run's decision about the client's Last-Event-ID, taken before CONNECTED is written.
@@ -128,14 +128,17 @@ func reloadHintEvent(conversationID string) Event {
 	return NewMessageEvent(mustJSON(hint{nil, conversationID}))
 }
 
-// appendReloadHints appends one reload hint per room (at most maxReloadHints, latest joins first). They carry no
-// id line: they are not log records, and the client's position stays CONNECTED's.
+// appendReloadHints appends one reload hint per room (at most maxReloadHints, latest joins first), then one with
+// an empty conversation_id, which matches no open conversation and so makes the frontend reload its conversation
+// list (a CONVERSATION_CREATED, or a NEW_MESSAGE for a conversation not joined here, may be among what was
+// missed; and a user with no rooms is still told). They carry no id line: they are not log records, and the
+// client's position stays CONNECTED's.
 func appendReloadHints(b []byte, rooms map[string]uint64, now time.Time) []byte {
 	type joined struct {
 		room string
 		off  uint64
 	}
-	list := make([]joined, 0, len(rooms))
+	list := make([]joined, 0, len(rooms)+1)
 	for r, off := range rooms {
 		list = append(list, joined{r, off})
 	}
@@ -145,8 +148,9 @@ func appendReloadHints(b []byte, rooms map[string]uint64, now time.Time) []byte 
 		}
 		return cmp.Compare(a.room, b.room)
 	})
+	list = append(list[:min(len(list), maxReloadHints)], joined{room: ""})
 	head := frameHead(TypeNewMessage)
-	for _, j := range list[:min(len(list), maxReloadHints)] {
+	for _, j := range list {
 		b = append(b, head...)
 		b = appendTimestamp(b, now)
 		b = append(b, frameTail(reloadHintEvent(j.room).Data, "", 0)...)

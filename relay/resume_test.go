@@ -13,8 +13,8 @@ import (
 	"github.com/qryptchat/suparelay/internal/testenv"
 )
 
-// isReloadHint reports whether ev is the reload hint for room: NEW_MESSAGE with shouldReloadMessages, the room as
-// conversation_id, and no id line (it is not a log record).
+// isReloadHint reports whether ev is the reload hint for room ("" for the conversation list's): NEW_MESSAGE with
+// shouldReloadMessages, the room as conversation_id, and no id line (it is not a log record).
 func isReloadHint(ev sseEvent, room string) bool {
 	var env struct {
 		Type string `json:"type"`
@@ -107,6 +107,9 @@ func TestResumeCannotLie(t *testing.T) {
 				if hint := c.next(t); !isReloadHint(hint, "r") {
 					t.Fatalf("%s: after CONNECTED %v, want a reload hint for r", why, hint)
 				}
+				if hint := c.next(t); !isReloadHint(hint, "") {
+					t.Fatalf("%s: %v, want the conversation list's reload hint", why, hint)
+				}
 				expectLive(t, h, c, "r", 3) // the issue's case: 0 of 3 live events arrived after a past-head id
 				c.Close()
 				waitFor(t, func() bool { return h.Streams() == 0 })
@@ -142,8 +145,10 @@ func TestResumeTrimmedTells(t *testing.T) {
 	if conn := c.next(t); conn.ID != b.epoch+"-10" {
 		t.Fatalf("CONNECTED %v, want the current id", conn)
 	}
-	if hint := c.next(t); !isReloadHint(hint, "r") {
-		t.Fatalf("got %v, want a reload hint", hint)
+	for _, room := range []string{"r", ""} {
+		if hint := c.next(t); !isReloadHint(hint, room) {
+			t.Fatalf("got %v, want a reload hint for %q", hint, room)
+		}
 	}
 	expectLive(t, h, c, "r", 3)
 	if got := counterValue(t, h.m.resumes.WithLabelValues(resumeTrimmed)); got != 1 {
@@ -233,6 +238,7 @@ func (p *pausedBroker) Subscribe(ctx context.Context, h BrokerHandler) error {
 	return p.MemoryBroker.Subscribe(ctx, p)
 }
 func (p *pausedBroker) HandleMembership(c MembershipChange) { p.h.HandleMembership(c) }
+func (p *pausedBroker) HandleGap(next Position)             { p.h.HandleGap(next) }
 func (p *pausedBroker) HandleMessage(m Message) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -315,8 +321,10 @@ func TestRedisLogWentBack(t *testing.T) {
 	if p, _ := parseID(conn.ID); conn.ID == last.ID+".1" || p.Epoch == strings.SplitN(last.ID, "-", 2)[0] {
 		t.Fatalf("CONNECTED %v after the log went back: want a new epoch's id", conn)
 	}
-	if hint := c.next(t); !isReloadHint(hint, "r") {
-		t.Fatalf("got %v, want a reload hint", hint)
+	for _, room := range []string{"r", ""} {
+		if hint := c.next(t); !isReloadHint(hint, room) {
+			t.Fatalf("got %v, want a reload hint for %q", hint, room)
+		}
 	}
 	expectLive(t, h, c, "r", 3)
 }

@@ -15,6 +15,7 @@ const (
 	closeNone closeReason = iota
 	closeSlow
 	closeShutdown
+	closeResync // records were lost: the client must reconnect, and its resume will tell it to reload
 )
 
 // stream is one open GET /api/events. The Hub closes ch (under h.mu) to end it; reason says why.
@@ -272,7 +273,7 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 				h.mu.Lock()
 				why := s.reason
 				h.mu.Unlock()
-				if why == closeShutdown {
+				if why == closeShutdown || why == closeResync {
 					jitter := time.Duration(rand.Int64N(int64(2 * h.cfg.Retry)))
 					b = appendRetry(b, h.cfg.Retry+jitter)
 				}

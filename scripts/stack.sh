@@ -5,6 +5,8 @@
 # authentication, well-known keys (internal/devkeys).
 #
 #   scripts/stack.sh up|down|status|env
+#   scripts/stack.sh stop auth|storage|postgrest|redis [--keep]   (an outage, for the fault tests)
+#   scripts/stack.sh start auth|storage|postgrest|redis           (back on the same port)
 #
 # Environment:
 #   STACK_NAME      state lives in .stack/<name>/ (default "dev"; the dev stack also writes .stack/env).
@@ -20,6 +22,7 @@
 #   STACK_ENV_PREFIX    prefix of the addresses written to the env file (default SUPARELAY_TEST).
 #   STACK_APP_PORT  where suparelay will serve the app (the frontend is built for that origin; each origin is
 #                   built once and cached). Default: 3000 for dev, 54330 for other stacks when free.
+#   STACK_REDIS_CLUSTER =0: no Redis Cluster (by default three cluster-mode redis-servers start beside the Redis).
 #   STACK_REDIS_URL use this Redis instead of starting a private one (its keys then mix with whatever else is there).
 #   SUPARELAY_VENDOR  folder of the vendored source archives (default ../shared/vendor).
 #   SUPARELAY_CACHE   build cache (default ~/.cache/suparelay; /var/cache/suparelay for root).
@@ -47,7 +50,7 @@ DB_NAME=suparelay
 BASE_DB=suparelay_base # bootstrap + Auth's and Storage's own migrations, nothing of ours: the template of fresh DBs
 # The issuer of every token, fixed like the supabase CLI's so that tokens of every stack look alike.
 JWT_ISSUER=http://127.0.0.1:54321/auth/v1
-SERVICES=(frontend gateway postgrest storage auth redis)
+SERVICES=(frontend gateway postgrest storage auth redis redis-c1 redis-c2 redis-c3)
 
 # ---------------------------------------------------------------------------------------------------------- helpers
 
@@ -74,6 +77,18 @@ pick_port() {
 		fi
 	done
 	die "no free port found"
+}
+
+# port_for NAME: the port NAME had before when it is free again (a service restarted by `start` keeps its address,
+# so the gateway and running suparelay nodes find it), else a random free one.
+port_for() {
+	local prev
+	prev=$(cat "$STATE/$1.port" 2>/dev/null || true)
+	if [[ $prev =~ ^[0-9]+$ ]] && ! port_in_use "$prev"; then
+		echo "$prev"
+		return
+	fi
+	pick_port ""
 }
 
 # dev_port PORT: PORT for the dev stack, nothing (= random) for the others.
@@ -395,7 +410,7 @@ start_auth() {
 		AUTH_URL="http://127.0.0.1:$AUTH_PORT"
 		return
 	fi
-	AUTH_PORT=$(pick_port "")
+	AUTH_PORT=$(port_for auth)
 	AUTH_URL="http://127.0.0.1:$AUTH_PORT"
 	auth_env "$DB_NAME" >"$STATE/auth.env"
 	local vars=()
@@ -411,7 +426,7 @@ start_storage() {
 		STORAGE_URL="http://127.0.0.1:$STORAGE_PORT"
 		return
 	fi
-	STORAGE_PORT=$(pick_port "")
+	STORAGE_PORT=$(port_for storage)
 	STORAGE_URL="http://127.0.0.1:$STORAGE_PORT"
 	svc_mkdir "$SVC_HOME/storage" "$SVC_HOME/home"
 	storage_env "$DB_NAME" >"$STATE/storage.env"
@@ -430,7 +445,7 @@ start_postgrest() {
 		POSTGREST_URL="http://127.0.0.1:$POSTGREST_PORT"
 		return
 	fi
-	POSTGREST_PORT=$(pick_port "")
+	POSTGREST_PORT=$(port_for postgrest)
 	POSTGREST_URL="http://127.0.0.1:$POSTGREST_PORT"
 	PGRST_DB_URI=$(db_url authenticator "$DB_NAME") \
 		PGRST_DB_SCHEMAS=public,storage \
@@ -488,6 +503,18 @@ redis_pings() {
 	[[ $reply == +PONG* ]]
 }
 
+# redis_save PORT: SAVE (a snapshot in the server's --dir, loaded by its next start), answered +OK.
+redis_save() {
+	local reply=""
+	{
+		exec 3<>"/dev/tcp/127.0.0.1/$1"
+		printf 'SAVE\r\n' >&3
+		IFS= read -r -t 30 reply <&3 || true
+		exec 3>&-
+	} 2>/dev/null || return 1
+	[[ $reply == +OK* ]]
+}
+
 # start_redis: a private redis-server, always — never silently one that happens to listen on 6379.
 start_redis() {
 	if [[ -n ${STACK_REDIS_URL:-} ]]; then
@@ -501,7 +528,7 @@ start_redis() {
 		return
 	fi
 	need_cmd redis-server redis-server
-	port=$(pick_port "")
+	port=$(port_for redis)
 	mkdir -p "$STATE/redis"
 	spawn redis redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$STATE/redis"
 	echo "$port" >"$STATE/redis.port"
@@ -513,6 +540,53 @@ start_redis() {
 	redis_pings 127.0.0.1 "$port" || die "redis-server did not start (see $LOGS/redis.log)"
 	REDIS_URL="redis://127.0.0.1:$port/0"
 	log "private redis-server at 127.0.0.1:$port"
+}
+
+# start_redis_cluster: three redis-servers in cluster mode (three masters, no replicas) on loopback, for the tests
+# that must hold on Redis Cluster too (the broker, the limiter, the locks). STACK_REDIS_CLUSTER=0 skips it.
+start_redis_cluster() {
+	REDIS_CLUSTER_ADDRS=""
+	[[ ${STACK_REDIS_CLUSTER:-1} == 1 ]] || return 0
+	local i port addrs=() all_up=1
+	for i in 1 2 3; do
+		if port=$(running_on "redis-c$i") && [[ -n $port ]] && redis_pings 127.0.0.1 "$port"; then
+			addrs+=("127.0.0.1:$port")
+		else
+			all_up=0
+		fi
+	done
+	if ((all_up)); then
+		REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
+		return 0
+	fi
+	need_cmd redis-cli redis-tools
+	addrs=()
+	for i in 1 2 3; do
+		stop_pid "redis-c$i" redis-server
+		port=$(port_for "redis-c$i")
+		rm -rf "$STATE/redis-c$i"
+		mkdir -p "$STATE/redis-c$i"
+		spawn "redis-c$i" redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+			--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 --dir "$STATE/redis-c$i"
+		echo "$port" >"$STATE/redis-c$i.port"
+		addrs+=("127.0.0.1:$port")
+	done
+	local a
+	for a in "${addrs[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			redis_pings 127.0.0.1 "${a#*:}" && break
+			sleep 0.1
+		done
+		redis_pings 127.0.0.1 "${a#*:}" || die "redis-server (cluster node $a) did not start (see $LOGS)"
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$LOGS/redis-cluster.log" 2>&1 ||
+		die "redis-cli --cluster create failed (see $LOGS/redis-cluster.log)"
+	for ((i = 0; i < 100; i++)); do
+		[[ $(redis-cli -h 127.0.0.1 -p "${addrs[0]#*:}" cluster info 2>/dev/null | tr -d '\r' | grep '^cluster_state:') == cluster_state:ok ]] && break
+		sleep 0.1
+	done
+	REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
+	log "Redis Cluster (3 masters) at $REDIS_CLUSTER_ADDRS"
 }
 
 # choose_app_port: where suparelay serves the app. The frontend is built for that origin, so a stable port means
@@ -583,6 +657,7 @@ write_env() {
 		put "${P}_DATABASE_URL" "$DATABASE_URL"
 		put "${P}_TEMPLATE_DB" "$BASE_DB"
 		put "${P}_REDIS_URL" "$REDIS_URL"
+		put "${P}_REDIS_CLUSTER_ADDRS" "${REDIS_CLUSTER_ADDRS:-}"
 		put "${P}_APP_URL" "$APP_URL"
 		put "${P}_FRONTEND_URL" "${FRONTEND_URL:-}"
 		put "${P}_NODE_BIN" "$NODE_BIN"
@@ -671,6 +746,7 @@ cmd_up() {
 	start_postgrest
 	start_gateway
 	start_redis
+	start_redis_cluster
 	start_frontend
 	write_env
 	trap - EXIT
@@ -718,6 +794,10 @@ cmd_down() {
 	stop_pid storage node
 	stop_pid auth auth
 	stop_pid redis redis-server
+	stop_pid redis-c1 redis-server
+	stop_pid redis-c2 redis-server
+	stop_pid redis-c3 redis-server
+	rm -f "$STATE/redis/dump.rdb" # down means the data is gone (only `stop redis --keep` keeps it)
 	stop_pg
 	[[ $quiet ]] || log "down"
 }
@@ -753,8 +833,54 @@ lock() {
 	flock -w 600 9 || die "another stack.sh holds $STATE/.lock"
 }
 
+# cmd_stop SERVICE [--keep]: stop one service of a running stack (the fault tests' outages). For redis, --keep first
+# writes a snapshot that the next start loads (a restart with persistence); without it the data is gone.
+cmd_stop() {
+	local svc=${1:-} keep=${2:-}
+	case $svc in
+	auth) stop_pid auth auth ;;
+	storage) stop_pid storage node ;;
+	postgrest) stop_pid postgrest postgrest ;;
+	redis)
+		local port
+		port=$(cat "$STATE/redis.port" 2>/dev/null || true)
+		if [[ $keep == --keep && -n $port ]]; then
+			redis_save "$port" || die "redis SAVE failed"
+		fi
+		stop_pid redis redis-server
+		[[ $keep == --keep ]] || rm -f "$STATE/redis/dump.rdb"
+		;;
+	*) die "stop: SERVICE must be auth, storage, postgrest or redis" ;;
+	esac
+}
+
+# cmd_start SERVICE: start one stopped service of a stack that is up, on the port it had.
+cmd_start() {
+	local svc=${1:-}
+	[[ -f $STATE/env ]] || die "start: the stack is not up"
+	SVC_HOME=$(svc_home)
+	STARTED=()
+	ensure_auth >/dev/null
+	ensure_storage >/dev/null
+	ensure_postgrest
+	ensure_node
+	build_devstack
+	choose_gateway_port
+	choose_app_port
+	start_pg >/dev/null
+	case $svc in
+	auth) start_auth ;;
+	storage) start_storage ;;
+	postgrest) start_postgrest ;;
+	redis) start_redis ;;
+	*) die "start: SERVICE must be auth, storage, postgrest or redis" ;;
+	esac
+}
+
 case ${1:-} in
 up) lock && cmd_up ;;
+stop) lock && cmd_stop "${2:-}" "${3:-}" ;;
+start) lock && cmd_start "${2:-}" ;;
 down) lock && cmd_down ;;
 status) cmd_status ;;
 env)
@@ -762,7 +888,7 @@ env)
 	cat "$STATE/env"
 	;;
 *)
-	echo "usage: STACK_NAME=<name> $0 up|down|status|env" >&2
+	echo "usage: STACK_NAME=<name> $0 up|down|status|env|stop SERVICE [--keep]|start SERVICE" >&2
 	exit 2
 	;;
 esac

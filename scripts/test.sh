@@ -114,6 +114,11 @@ source .stack/test/env
 # time waiting on the stack, so they overlap well.
 step "go test -race ./..." go test -race -count=1 -p 4 -timeout 25m "${EXTRA[@]}" ./...
 
+# The fault suite stops and starts the test stack's own services (Redis, PostgREST, Auth, Storage), so it runs
+# alone, after every other package.
+step "fault suite (e2e, SUPARELAY_FAULTS=1)" env SUPARELAY_FAULTS=1 go test -count=1 -run '^TestFault' -timeout 15m \
+	"${EXTRA[@]}" ./e2e/
+
 # Fuzz targets, found in the sources (cheaper than building every test binary again to list them).
 say "discovering fuzz targets"
 fuzz=()

@@ -26,6 +26,12 @@ type Config struct {
 	ServiceRoleKey string // used only by the named methods of service.go; may be empty
 	Timeout        time.Duration
 	Transport      http.RoundTripper // shared by all calls; zero = a tuned clone of http.DefaultTransport
+	// MaxConcurrent bounds the PostgREST calls in flight from this client (keep it below PostgREST's pool, divided
+	// by the nodes); a call that finds no slot within QueueWait fails with ErrOverloaded. 0: no bound.
+	MaxConcurrent int
+	QueueWait     time.Duration
+	// Observe, when set, is told about every HTTP exchange with Supabase (for upstream metrics). It must be quick.
+	Observe func(Call)
 }
 
 // Client is safe for concurrent use and holds no user token.
@@ -36,6 +42,7 @@ type Client struct {
 	serviceKey string
 	timeout    time.Duration
 	http       *http.Client
+	gate       *gate // PostgREST calls in flight; nil = unbounded
 }
 
 // New validates cfg and builds a Client.
@@ -55,6 +62,9 @@ func New(cfg Config) (*Client, error) {
 		t.IdleConnTimeout = 90 * time.Second
 		tr = t
 	}
+	if cfg.Observe != nil {
+		tr = observed{next: tr, observe: cfg.Observe}
+	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -63,6 +73,7 @@ func New(cfg Config) (*Client, error) {
 		base:    strings.TrimRight(cfg.URL, "/"),
 		anonKey: cfg.AnonKey, serviceKey: cfg.ServiceRoleKey,
 		timeout: timeout, http: &http.Client{Transport: tr},
+		gate: newGate(cfg.MaxConcurrent, cfg.QueueWait),
 	}
 	c.storage = c.base + "/storage/v1" // the gateway serves Storage there, as Supabase's does
 	return c, nil
@@ -144,6 +155,10 @@ func (r Rest) Do(ctx context.Context, req Request, out any) error {
 	if len(req.Prefer) > 0 {
 		hreq.Header.Set("Prefer", strings.Join(req.Prefer, ","))
 	}
+	if err := r.c.gate.enter(ctx); err != nil {
+		return &Error{Op: req.Op, Err: err}
+	}
+	defer r.c.gate.leave()
 	return r.c.send(ctx, hreq, req.Op, out)
 }
 

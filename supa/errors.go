@@ -41,6 +41,7 @@ var (
 	ErrNoteToSelf             = errors.New("supa: not allowed on a note-to-self conversation")
 	ErrConversationNotFound   = errors.New("supa: no such conversation")
 	ErrInvalidUserIDs         = errors.New("supa: some user ids do not exist")
+	ErrNotGroupMember         = errors.New("supa: the caller is not an active member of the group")
 )
 
 // rpcRefusals maps the slugs of our RPCs to their sentinels.
@@ -48,6 +49,7 @@ var rpcRefusals = map[string]error{
 	"no_profile": ErrNoProfile, "not_participant": ErrNotParticipant, "no_recipients": ErrNoRecipients,
 	"reply_not_in_conversation": ErrReplyNotInConversation, "note_to_self": ErrNoteToSelf,
 	"conversation_not_found": ErrConversationNotFound, "invalid_user_ids": ErrInvalidUserIDs,
+	"not_group_member": ErrNotGroupMember,
 }
 
 // Is makes errors.Is(err, ErrNoRecipients) and its siblings work on the refusals of our RPCs: a PTxxx code from
@@ -67,6 +69,7 @@ const (
 	KindBadInput         // the values were refused (22P02, 23502, 23514, 400)
 	KindUnavailable      // no answer: connection refused, reset, 502/503
 	KindTimeout          // no answer in time: deadline, 504
+	KindOverloaded       // not sent: this node's PostgREST calls were all in use (ErrOverloaded)
 )
 
 // KindOf says what kind of failure err is; nil and non-supa errors are KindOther (context deadlines KindTimeout).
@@ -80,6 +83,9 @@ func KindOf(err error) Kind {
 			return KindTimeout
 		}
 		return KindOther
+	}
+	if errors.Is(e.Err, ErrOverloaded) {
+		return KindOverloaded
 	}
 	switch e.Code {
 	case "PGRST116":

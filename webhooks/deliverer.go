@@ -1,19 +1,16 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,33 +20,40 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultQueueSize   = 1000
-	DefaultWorkers     = 4
-	DefaultTimeout     = 10 * time.Second // routes.md §9.4
-	DefaultMaxAttempts = 4
-	DefaultBaseBackoff = time.Second
-	DefaultMaxBackoff  = time.Minute
-	DefaultUserAgent   = "QryptChat-Webhooks/1"
+	DefaultQueueSize       = 10_000
+	DefaultWorkers         = 4
+	DefaultTimeout         = 10 * time.Second // routes.md §9.4
+	DefaultMaxAttempts     = 4
+	DefaultBaseBackoff     = time.Second
+	DefaultMaxBackoff      = time.Minute
+	DefaultMaxPayloadBytes = 16 << 10
+	DefaultPollInterval    = time.Second
+	DefaultUserAgent       = "QryptChat-Webhooks/1"
 )
 
-// maxResponseDrain is how much of a receiver's answer is read (and discarded) so the connection can be reused.
-const maxResponseDrain = 64 << 10
+// storeOpTimeout bounds one Store call made after an attempt: it runs even while shutting down, so that the
+// outcome of an attempt that did reach the receiver is not lost with the process.
+const storeOpTimeout = 5 * time.Second
 
 // Config configures a [Deliverer]. Zero values mean the documented defaults.
 type Config struct {
-	SigningSecret string         // WEBHOOK_SIGNING_SECRET; required (a Delivery's own Secret overrides it)
-	QueueSize     int            // pending deliveries, including scheduled retries; 0 = DefaultQueueSize
-	Workers       int            // concurrent attempts; 0 = DefaultWorkers
-	Timeout       time.Duration  // one whole attempt (connect, send, headers, body); 0 = DefaultTimeout
-	MaxAttempts   int            // attempts per delivery including the first; 0 = DefaultMaxAttempts
-	BaseBackoff   time.Duration  // delay before the first retry, doubled per retry; 0 = DefaultBaseBackoff
-	MaxBackoff    time.Duration  // cap on one retry delay; 0 = DefaultMaxBackoff
-	AllowPrivate  bool           // DANGEROUS: contact any address (tests, trusted internal receivers)
-	AllowNets     []netip.Prefix // refused ranges that are nevertheless allowed (e.g. 127.0.0.0/8 in tests)
-	UserAgent     string         // "" = DefaultUserAgent
-	Registerer    prometheus.Registerer
-	Logger        *slog.Logger     // nil = discard
-	Now           func() time.Time // nil = time.Now
+	SigningSecret   string         // WEBHOOK_SIGNING_SECRET; required (a Delivery's own Secret overrides it)
+	Store           Store          // where deliveries wait; nil = a new MemoryStore (lost on restart)
+	QueueSize       int            // pending deliveries in the Store, including scheduled retries; 0 = DefaultQueueSize
+	MaxPayloadBytes int            // largest request body accepted by Enqueue; 0 = DefaultMaxPayloadBytes
+	Workers         int            // concurrent attempts on this node; 0 = DefaultWorkers
+	Timeout         time.Duration  // one whole attempt (connect, send, headers, body); 0 = DefaultTimeout
+	LeaseTime       time.Duration  // how long a claim holds a delivery; ≤ Timeout = 3×Timeout
+	PollInterval    time.Duration  // longest wait between looks at the Store; 0 = DefaultPollInterval
+	MaxAttempts     int            // attempts per delivery including the first; 0 = DefaultMaxAttempts
+	BaseBackoff     time.Duration  // delay before the first retry, doubled per retry; 0 = DefaultBaseBackoff
+	MaxBackoff      time.Duration  // cap on one retry delay; 0 = DefaultMaxBackoff
+	AllowPrivate    bool           // DANGEROUS: contact any address (tests, trusted internal receivers)
+	AllowNets       []netip.Prefix // refused ranges that are nevertheless allowed (e.g. 127.0.0.0/8 in tests)
+	UserAgent       string         // "" = DefaultUserAgent
+	Registerer      prometheus.Registerer
+	Logger          *slog.Logger     // nil = discard
+	Now             func() time.Time // payload and signature timestamps; nil = time.Now (the schedule uses the Store's clock)
 }
 
 // Delivery is one event for one webhook.
@@ -60,39 +64,32 @@ type Delivery struct {
 	Secret string          // optional per-webhook secret; "" = Config.SigningSecret
 }
 
-// job is a Delivery on its way, with the body fixed at enqueue time so every attempt sends the same bytes.
-type job struct {
-	url     string
-	host    string // for logs: URLs may carry credentials in their query
-	event   string
-	id      string
-	secret  []byte
-	body    []byte
-	attempt int // attempts made so far
-}
-
 type metrics struct {
-	delivered, failed, retried, dropped prometheus.Counter
+	delivered, failed, retried, dropped, leaseLost, storeErrors prometheus.Counter
 }
 
-// Deliverer sends webhook deliveries in the background. Create it with [New], start it with [Deliverer.Run] and
-// stop it with [Deliverer.Close]; Enqueue may be called from any goroutine at any time.
+// Deliverer sends webhook deliveries in the background, from a [Store] shared by every node that uses it. Create it
+// with [New], start it with [Deliverer.Run] and stop it with [Deliverer.Shutdown] or [Deliverer.Close]; Enqueue may
+// be called from any goroutine at any time.
 type Deliverer struct {
 	cfg    Config
 	client *http.Client
-	queue  chan *job
+	store  Store
 	log    *slog.Logger
 	now    func() time.Time
 	m      metrics
 
-	baseCtx context.Context
-	cancel  context.CancelFunc
-	running atomic.Bool
+	pending atomic.Int64  // deliveries in the Store at the last look, for the gauge
+	wake    chan struct{} // a delivery was added or a worker freed: look at the Store now
+
+	baseCtx  context.Context // canceled to abort attempts in flight
+	cancel   context.CancelFunc
+	stopping chan struct{} // closed to stop claiming
+	running  atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
-	timers map[*time.Timer]struct{} // scheduled retries
-	wg     sync.WaitGroup           // workers and scheduled retries
+	wg     sync.WaitGroup // Run
 }
 
 // New checks cfg, registers the metrics (when cfg.Registerer is set) and returns a Deliverer that is not yet
@@ -101,29 +98,12 @@ func New(cfg Config) (*Deliverer, error) {
 	if cfg.SigningSecret == "" {
 		return nil, errors.New("webhooks: SigningSecret is required")
 	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = DefaultQueueSize
+	setDefaults(&cfg)
+	d := &Deliverer{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
+		wake: make(chan struct{}, 1), stopping: make(chan struct{})}
+	if d.store == nil {
+		d.store = NewMemoryStore()
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = DefaultWorkers
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	}
-	if cfg.BaseBackoff <= 0 {
-		cfg.BaseBackoff = DefaultBaseBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = DefaultUserAgent
-	}
-	d := &Deliverer{cfg: cfg, queue: make(chan *job, cfg.QueueSize), log: cfg.Logger, now: cfg.Now,
-		timers: make(map[*time.Timer]struct{})}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -137,15 +117,19 @@ func New(cfg Config) (*Deliverer, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "suparelay", Subsystem: "webhooks", Name: name, Help: help})
 	}
 	d.m = metrics{
-		delivered: counter("delivered_total", "Webhook deliveries answered with 2xx."),
-		failed:    counter("failed_total", "Webhook deliveries abandoned after a permanent error or the last attempt."),
-		retried:   counter("retried_total", "Webhook attempts scheduled again after a retryable failure."),
-		dropped:   counter("dropped_total", "Webhook deliveries or retries refused because the queue was full or closed."),
+		delivered:   counter("delivered_total", "Webhook deliveries answered with 2xx."),
+		failed:      counter("failed_total", "Webhook deliveries abandoned (dead) after a permanent error or the last attempt, or refused as malformed."),
+		retried:     counter("retried_total", "Webhook attempts scheduled again after a retryable failure."),
+		dropped:     counter("dropped_total", "Webhook deliveries refused because the queue was full, the store unavailable or the deliverer closed."),
+		leaseLost:   counter("lease_lost_total", "Webhook attempts whose claim ran out before they finished (the delivery may be attempted again)."),
+		storeErrors: counter("store_errors_total", "Failed calls to the webhook delivery store."),
 	}
 	if r := cfg.Registerer; r != nil {
 		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "suparelay", Subsystem: "webhooks",
-			Name: "queue_length", Help: "Webhook deliveries waiting for a worker."}, func() float64 { return float64(len(d.queue)) })
-		for _, c := range []prometheus.Collector{d.m.delivered, d.m.failed, d.m.retried, d.m.dropped, queued} {
+			Name: "queue_length", Help: "Webhook deliveries waiting or being attempted, in the whole store, at this node's last look."},
+			func() float64 { return float64(d.pending.Load()) })
+		for _, c := range []prometheus.Collector{d.m.delivered, d.m.failed, d.m.retried, d.m.dropped, d.m.leaseLost,
+			d.m.storeErrors, queued} {
 			if err := r.Register(c); err != nil {
 				d.cancel()
 				return nil, fmt.Errorf("webhooks: register metrics: %w", err)
@@ -155,48 +139,79 @@ func New(cfg Config) (*Deliverer, error) {
 	return d, nil
 }
 
-// newClient builds the HTTP client whose dialer enforces policy on every connection and which never follows
-// redirects or uses environment proxies (a proxy would make the dial-time check inspect the proxy instead).
-func newClient(policy addressPolicy, timeout time.Duration) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: policy.control}
-	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: timeout,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       30 * time.Second,
-		ForceAttemptHTTP2:     true,
+func setDefaults(cfg *Config) {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
 	}
-	return &http.Client{
-		Transport:     tr,
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	if cfg.MaxPayloadBytes <= 0 {
+		cfg.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	// The lease must outlast the longest attempt plus the Store call that settles it, or a slow attempt would be
+	// claimed again elsewhere while it is still running.
+	if cfg.LeaseTime <= cfg.Timeout {
+		cfg.LeaseTime = 3 * cfg.Timeout
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.BaseBackoff <= 0 {
+		cfg.BaseBackoff = DefaultBaseBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
 	}
 }
 
-// Enqueue queues d for delivery and reports whether it was accepted. It never blocks: false means the queue is
-// full, the Deliverer is closed, or the delivery is malformed (URL not http/https, Data not JSON).
-func (d *Deliverer) Enqueue(del Delivery) bool {
-	j, err := d.newJob(del)
+// Enqueue stores del for delivery and reports whether it was accepted; once accepted, it is attempted until
+// delivered or dead, by whichever node claims it, across restarts when the Store is shared. It never waits for a
+// receiver, only for the Store (bounded by ctx): false means the queue is full, the Store failed, the Deliverer is
+// closed, or the delivery is malformed (URL not http/https, Data not JSON, body over MaxPayloadBytes).
+func (d *Deliverer) Enqueue(ctx context.Context, del Delivery) bool {
+	id, job, err := d.newJob(del)
 	if err != nil {
 		d.m.failed.Inc()
-		d.log.Warn("webhook delivery refused", "event", del.Event, "error", err)
+		d.log.WarnContext(ctx, "webhook delivery refused", "event", del.Event, "error", err)
 		return false
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
 		d.m.dropped.Inc()
 		return false
 	}
-	select {
-	case d.queue <- j:
-		return true
-	default:
+	ok, err := d.store.Add(ctx, id, job, d.cfg.QueueSize)
+	if err != nil {
+		d.m.storeErrors.Inc()
+		d.m.dropped.Inc()
+		d.log.WarnContext(ctx, "webhook delivery not stored", "event", del.Event, "error", err)
+		return false
+	}
+	if !ok {
 		d.m.dropped.Inc()
 		return false
+	}
+	d.poke()
+	return true
+}
+
+// poke wakes the dispatcher without blocking.
+func (d *Deliverer) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -207,13 +222,23 @@ type payload struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-func (d *Deliverer) newJob(del Delivery) (*job, error) {
+// storedJob is a delivery as the Store keeps it, with the body fixed at enqueue time so that every attempt, on any
+// node, sends the same bytes. Only a per-webhook secret is stored; the server-wide one is never written to the
+// Store and is read at attempt time (so a rotated secret also signs pending retries).
+type storedJob struct {
+	URL    string `json:"url"`
+	Event  string `json:"event"`
+	Secret string `json:"secret,omitempty"`
+	Body   string `json:"body"`
+}
+
+func (d *Deliverer) newJob(del Delivery) (string, []byte, error) {
 	if len(del.URL) > maxURLLength {
-		return nil, ErrInvalidURL
+		return "", nil, ErrInvalidURL
 	}
 	u, err := url.Parse(del.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, ErrInvalidURL
+		return "", nil, ErrInvalidURL
 	}
 	data := del.Data
 	if len(data) == 0 {
@@ -223,194 +248,126 @@ func (d *Deliverer) newJob(del Delivery) (*job, error) {
 	ts := d.now().UTC().Format("2006-01-02T15:04:05.000Z")
 	body, err := json.Marshal(payload{Event: del.Event, Timestamp: ts, Data: data})
 	if err != nil {
-		return nil, fmt.Errorf("encode payload: %w", err)
+		return "", nil, fmt.Errorf("encode payload: %w", err)
 	}
-	secret := del.Secret
-	if secret == "" {
-		secret = d.cfg.SigningSecret
+	if len(body) > d.cfg.MaxPayloadBytes {
+		return "", nil, fmt.Errorf("payload of %d bytes is over the limit of %d", len(body), d.cfg.MaxPayloadBytes)
 	}
-	return &job{url: del.URL, host: u.Host, event: del.Event, id: newID(), secret: []byte(secret), body: body}, nil
+	job, err := json.Marshal(storedJob{URL: del.URL, Event: del.Event, Secret: del.Secret, Body: string(body)})
+	if err != nil {
+		return "", nil, fmt.Errorf("encode job: %w", err)
+	}
+	return newID(), job, nil
 }
 
+// newID is a delivery's identity and the receivers' idempotency key (X-Qrypt-Delivery): random, so that ids made on
+// different nodes never collide.
 func newID() string {
-	const hexdigits = "0123456789abcdef"
-	b := make([]byte, 24)
-	for i := range b {
-		b[i] = hexdigits[rand.IntN(16)]
-	}
-	return string(b)
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
-// Run starts the workers and blocks until ctx is canceled or [Deliverer.Close] is called, then waits for the
-// attempts in flight (canceled with it) to return. It may be called once.
+// Run claims due deliveries from the Store and attempts them, at most Workers at a time, until ctx is canceled or
+// the Deliverer is shut down; then it waits for the attempts in flight. It may be called once.
 func (d *Deliverer) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return errors.New("webhooks: Run called twice")
 	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	defer d.wg.Done()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(d.baseCtx, cancel)
 	defer stop()
 
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	var workers sync.WaitGroup
-	for range d.cfg.Workers {
-		workers.Add(1)
-		d.wg.Add(1)
-		go func() {
-			defer workers.Done()
-			defer d.wg.Done()
-			d.work(ctx)
-		}()
-	}
-	d.mu.Unlock()
-	<-ctx.Done()
-	workers.Wait()
-	return nil
-}
-
-func (d *Deliverer) work(ctx context.Context) {
+	var attempts sync.WaitGroup
+	defer attempts.Wait()
+	slots := make(chan struct{}, d.cfg.Workers)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	storeDown := false
 	for {
+		wait := d.cfg.PollInterval
+		if free := cap(slots) - len(slots); free > 0 {
+			res, err := d.store.Claim(ctx, free, d.cfg.LeaseTime)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return nil
+			case err != nil:
+				d.m.storeErrors.Inc()
+				if !storeDown {
+					d.log.Warn("webhook store unavailable: deliveries wait", "error", err)
+				}
+				storeDown = true
+			default:
+				if storeDown {
+					d.log.Info("webhook store available again")
+				}
+				storeDown = false
+				d.pending.Store(int64(res.Pending))
+				for _, c := range res.Claims {
+					slots <- struct{}{}
+					attempts.Add(1)
+					go func() {
+						defer attempts.Done()
+						defer func() { <-slots; d.poke() }()
+						d.attempt(ctx, c)
+					}()
+				}
+				if res.Next >= 0 && res.Next < wait {
+					wait = res.Next
+				}
+			}
+		}
+		timer.Reset(max(wait, time.Millisecond))
 		select {
 		case <-ctx.Done():
-			return
-		case j := <-d.queue:
-			d.attempt(ctx, j)
+			return nil
+		case <-d.stopping:
+			return nil
+		case <-d.wake:
+		case <-timer.C:
 		}
 	}
 }
 
-// attempt makes one try and decides what follows: done, retry later, or give up.
-func (d *Deliverer) attempt(ctx context.Context, j *job) {
-	j.attempt++
-	status, retryAfter, err := d.send(ctx, j)
-	if err == nil && status >= 200 && status <= 299 {
-		d.m.delivered.Inc()
-		return
-	}
-	if ctx.Err() != nil {
-		return // shutting down: the delivery is abandoned with the queue
-	}
-	retryable := retryableStatus(status)
-	if err != nil {
-		retryable = !errors.Is(err, ErrForbiddenAddress)
-	}
-	if retryable && j.attempt < d.cfg.MaxAttempts && d.schedule(j, d.backoff(j.attempt, retryAfter)) {
-		d.m.retried.Inc()
-		return
-	}
-	d.m.failed.Inc()
-	attrs := []any{"host", j.host, "event", j.event, "delivery", j.id, "attempts", j.attempt}
-	if err != nil {
-		attrs = append(attrs, "error", err)
-	} else {
-		attrs = append(attrs, "status", status)
-	}
-	d.log.Warn("webhook delivery failed", attrs...)
-}
-
-func retryableStatus(status int) bool {
-	switch {
-	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status == http.StatusTooManyRequests:
-		return true
-	case status >= 500:
-		return true
-	}
-	return false
-}
-
-// send makes one HTTP attempt and returns the status and any Retry-After delay.
-func (d *Deliverer) send(ctx context.Context, j *job) (int, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
-	if err != nil {
-		return 0, 0, err
-	}
-	ts := strconv.FormatInt(d.now().Unix(), 10)
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", d.cfg.UserAgent)
-	h.Set("X-Qrypt-Event", j.event)
-	h.Set("X-Qrypt-Delivery", j.id)
-	h.Set("X-Qrypt-Timestamp", ts)
-	h.Set("X-Qrypt-Signature", Sign(j.secret, ts, j.body))
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))
-	var ra time.Duration
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		ra = time.Duration(min(s, 86400)) * time.Second
-	}
-	return resp.StatusCode, ra, nil
-}
-
-// backoff is BaseBackoff·2^(attempt-1), capped at MaxBackoff, with "equal jitter" (half fixed, half random) so
-// receivers recovering from an outage are not hit by synchronized retries; a Retry-After within the cap wins.
-func (d *Deliverer) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	delay := d.cfg.MaxBackoff
-	if attempt-1 < 30 {
-		delay = min(d.cfg.BaseBackoff<<(attempt-1), d.cfg.MaxBackoff)
-	}
-	half := delay / 2
-	delay = half + rand.N(half+1)
-	if retryAfter > delay && retryAfter <= d.cfg.MaxBackoff {
-		delay = retryAfter
-	}
-	return delay
-}
-
-// schedule re-queues j after delay without holding a worker. It returns false when closed.
-func (d *Deliverer) schedule(j *job, delay time.Duration) bool {
+// Shutdown stops claiming deliveries and refuses new ones, lets the attempts in flight finish until ctx ends, then
+// cancels the rest (they stay in the Store, due again, not counted as attempts). Deliveries still waiting stay in
+// the Store for the next Deliverer: with a shared Store, none is lost. It is safe to call more than once.
+func (d *Deliverer) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	d.wg.Add(1)
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() {
-		defer d.wg.Done()
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		delete(d.timers, t)
-		if d.closed {
-			return
-		}
-		select {
-		case d.queue <- j:
-		default:
-			d.m.dropped.Inc()
-			d.log.Warn("webhook retry dropped: queue full", "host", j.host, "event", j.event, "delivery", j.id)
-		}
-	})
-	d.timers[t] = struct{}{}
-	return true
-}
-
-// Close stops accepting deliveries, cancels scheduled retries and attempts in flight, and waits for the workers to
-// return. Deliveries still queued are discarded. It is safe to call more than once.
-func (d *Deliverer) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.closed = true
-	for t := range d.timers {
-		if t.Stop() {
-			d.wg.Done()
-		}
-		delete(d.timers, t)
+	if !d.closed {
+		d.closed = true
+		close(d.stopping)
 	}
 	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		d.cancel()
+		<-done
+	}
 	d.cancel()
-	d.wg.Wait()
 	d.client.CloseIdleConnections()
+	return err
+}
+
+// Close is Shutdown without waiting for attempts in flight: they are canceled at once.
+func (d *Deliverer) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = d.Shutdown(ctx)
 	return nil
 }

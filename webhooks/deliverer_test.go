@@ -80,7 +80,7 @@ func TestDeliverySigned(t *testing.T) {
 	now := time.Date(2024, 5, 6, 7, 8, 9, 123_000_000, time.UTC)
 	d := startDeliverer(t, Config{SigningSecret: "server-secret", AllowNets: loopback, Now: func() time.Time { return now }})
 
-	if !d.Enqueue(Delivery{URL: srv.URL + "/hook?k=v", Event: "message.created", Data: json.RawMessage(`{"id":"m1"}`)}) {
+	if !d.Enqueue(t.Context(), Delivery{URL: srv.URL + "/hook?k=v", Event: "message.created", Data: json.RawMessage(`{"id":"m1"}`)}) {
 		t.Fatal("Enqueue = false")
 	}
 	r := <-got
@@ -108,7 +108,7 @@ func TestDeliverySigned(t *testing.T) {
 		t.Error("stale signature accepted")
 	}
 
-	d.Enqueue(Delivery{URL: srv.URL + "/hook?k=v", Event: "conversation.created", Secret: "per-hook"})
+	d.Enqueue(t.Context(), Delivery{URL: srv.URL + "/hook?k=v", Event: "conversation.created", Secret: "per-hook"})
 	r = <-got
 	if string(r.body) != `{"event":"conversation.created","timestamp":"2024-05-06T07:08:09.123Z","data":null}` {
 		t.Errorf("body = %s", r.body)
@@ -130,7 +130,7 @@ func TestPrivateTargetRefused(t *testing.T) {
 
 	d := startDeliverer(t, Config{SigningSecret: "s", BaseBackoff: time.Millisecond})
 	for _, u := range []string{srv.URL + "/x", "http://localhost:" + port + "/x"} {
-		if !d.Enqueue(Delivery{URL: u, Event: "message.created"}) {
+		if !d.Enqueue(t.Context(), Delivery{URL: u, Event: "message.created"}) {
 			t.Fatalf("Enqueue(%s) = false", u)
 		}
 	}
@@ -158,7 +158,7 @@ func TestReceiverErrorsBoundedRetries(t *testing.T) {
 	down.Close()
 
 	d := startDeliverer(t, Config{SigningSecret: "s", AllowNets: loopback, MaxAttempts: 3, BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if !d.Enqueue(Delivery{URL: srv.URL, Event: "message.created"}) {
+	if !d.Enqueue(t.Context(), Delivery{URL: srv.URL, Event: "message.created"}) {
 		t.Fatal("Enqueue = false")
 	}
 	waitFor(t, "failed=1", func() bool { return counterValue(t, d.m.failed) == 1 })
@@ -170,7 +170,7 @@ func TestReceiverErrorsBoundedRetries(t *testing.T) {
 	}
 
 	for range 50 { // never blocks, whether accepted or dropped
-		d.Enqueue(Delivery{URL: downURL, Event: "message.deleted"})
+		d.Enqueue(t.Context(), Delivery{URL: downURL, Event: "message.deleted"})
 	}
 	waitFor(t, "all down deliveries settled", func() bool {
 		return counterValue(t, d.m.failed)+counterValue(t, d.m.dropped) == 51
@@ -190,7 +190,7 @@ func TestNoRedirects(t *testing.T) {
 	t.Cleanup(redirector.Close)
 
 	d := startDeliverer(t, Config{SigningSecret: "s", AllowNets: loopback, BaseBackoff: time.Millisecond})
-	d.Enqueue(Delivery{URL: redirector.URL, Event: "message.created"})
+	d.Enqueue(t.Context(), Delivery{URL: redirector.URL, Event: "message.created"})
 	waitFor(t, "failed=1", func() bool { return counterValue(t, d.m.failed) == 1 })
 	if targetHits.Load() != 0 || counterValue(t, d.m.retried) != 0 {
 		t.Errorf("target hits = %d, retried = %d; want 0, 0", targetHits.Load(), counterValue(t, d.m.retried))
@@ -210,7 +210,7 @@ func TestQueueFull(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 3 {
-			got = append(got, d.Enqueue(Delivery{URL: "https://example.org/h", Event: "message.created"}))
+			got = append(got, d.Enqueue(t.Context(), Delivery{URL: "https://example.org/h", Event: "message.created"}))
 		}
 	}()
 	select {
@@ -225,10 +225,10 @@ func TestQueueFull(t *testing.T) {
 		t.Errorf("dropped = %d, want 1", n)
 	}
 	_ = d.Close()
-	if d.Enqueue(Delivery{URL: "https://example.org/h", Event: "x"}) {
+	if d.Enqueue(t.Context(), Delivery{URL: "https://example.org/h", Event: "x"}) {
 		t.Error("Enqueue after Close = true")
 	}
-	if d.Enqueue(Delivery{URL: "ftp://example.org/h", Event: "x"}) {
+	if d.Enqueue(t.Context(), Delivery{URL: "ftp://example.org/h", Event: "x"}) {
 		t.Error("Enqueue of ftp URL = true")
 	}
 }
@@ -245,7 +245,7 @@ func equalBools(a, b []bool) bool {
 	return true
 }
 
-// TestMetricsRegistered: the four counters and the queue gauge appear in the registry.
+// TestMetricsRegistered: the counters and the queue gauge appear in the registry.
 func TestMetricsRegistered(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -263,7 +263,8 @@ func TestMetricsRegistered(t *testing.T) {
 		names[mf.GetName()] = true
 	}
 	for _, n := range []string{"suparelay_webhooks_delivered_total", "suparelay_webhooks_failed_total",
-		"suparelay_webhooks_retried_total", "suparelay_webhooks_dropped_total", "suparelay_webhooks_queue_length"} {
+		"suparelay_webhooks_retried_total", "suparelay_webhooks_dropped_total", "suparelay_webhooks_queue_length",
+		"suparelay_webhooks_lease_lost_total", "suparelay_webhooks_store_errors_total"} {
 		if !names[n] {
 			t.Errorf("metric %s not registered", n)
 		}
@@ -298,7 +299,7 @@ func TestCloseCancelsRetries(t *testing.T) {
 	}
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); _ = d.Run(context.Background()) }()
-	d.Enqueue(Delivery{URL: srv.URL, Event: "message.created"})
+	d.Enqueue(t.Context(), Delivery{URL: srv.URL, Event: "message.created"})
 	<-first
 	waitFor(t, "retry scheduled", func() bool { return counterValue(t, d.m.retried) == 1 })
 	_ = d.Close()

@@ -3,14 +3,25 @@
 //
 // # Delivery
 //
-// A [Deliverer] owns a bounded in-memory queue and a few workers. [Deliverer.Enqueue] never blocks: when the queue
-// is full (or the Deliverer is closed) it returns false and the delivery is dropped and counted. Delivery is
-// best-effort and at-least-once per attempt: a receiver that answers slowly may see the same delivery twice
-// (use X-Qrypt-Delivery to de-duplicate); queued deliveries are lost on shutdown or crash.
+// Deliveries wait in a [Store], not in the Deliverer: [NewRedisStore] keeps them in the Redis every node shares (a
+// sorted set by next attempt time, and a lease per claimed delivery), so that the retry schedule survives restarts
+// and the loss of any node; [NewMemoryStore], for a single node without Redis, loses them on shutdown or crash.
+// [Deliverer.Enqueue] never waits for a receiver: when the store holds Config.QueueSize deliveries already, is
+// unreachable, or the Deliverer is closed, it returns false and the delivery is dropped and counted; a body over
+// Config.MaxPayloadBytes is refused.
+//
+// Every node's [Deliverer.Run] claims due deliveries, each for a lease (Config.LeaseTime, longer than one whole
+// attempt), so one delivery is attempted by one node at a time. A node that dies mid-attempt leaves its lease to run
+// out; the delivery is then due again for any node, that attempt counted (so a delivery that keeps killing its
+// claimers still ends). Delivery is therefore at-least-once: a receiver may see a delivery more than once (a lost
+// answer, a node lost after the receiver got it), always with the same X-Qrypt-Delivery id and the same body —
+// de-duplicate on that id. [Deliverer.Shutdown] lets attempts in flight finish until its context ends and gives the
+// rest back to the store, not counted.
 //
 // An attempt succeeds on any 2xx. Network errors, 408, 425, 429 and 5xx are retried with exponential backoff and
 // jitter (Retry-After is honoured up to the backoff cap), up to Config.MaxAttempts attempts in all; other answers,
-// including every 3xx (redirects are never followed), fail at once.
+// including every 3xx (redirects are never followed), fail at once. A delivery that fails for good is dead: removed
+// from the store, logged ("webhook delivery failed") and counted in suparelay_webhooks_failed_total.
 //
 // # What the receiver gets
 //
@@ -18,7 +29,8 @@
 //	Content-Type: application/json
 //	User-Agent: QryptChat-Webhooks/1
 //	X-Qrypt-Event: message.created
-//	X-Qrypt-Delivery: <random id, the same on every attempt of one delivery>
+//	X-Qrypt-Delivery: <random id, the same on every attempt of one delivery: the idempotency key>
+//	X-Qrypt-Attempt: 1                       (this attempt's number, on any node)
 //	X-Qrypt-Timestamp: 1700000000            (Unix seconds of this attempt)
 //	X-Qrypt-Signature: sha256=<hex>
 //

@@ -34,6 +34,7 @@ type clientOpts struct {
 	connTimeout time.Duration
 	hold        time.Duration // keep the streams open this long after the phases
 	offset      int           // first user number (b<offset>…), a multiple of roomSize, so client processes do not overlap
+	sample      time.Duration // soak mode: server stats this often during the throughput phase (0: off)
 }
 
 // hist is a latency histogram with 100 µs buckets up to 10 s (the last bucket holds everything above).
@@ -170,6 +171,10 @@ func runClient(o clientOpts) error {
 		var pwg sync.WaitGroup
 		perPub := float64(o.rate) / float64(o.publishers)
 		var sent atomic.Int64
+		soakDone := make(chan struct{})
+		if o.sample > 0 {
+			go bn.soakSamples(t0, &sent, soakDone)
+		}
 		for p := 0; p < o.publishers; p++ {
 			pwg.Add(1)
 			go func(p int) {
@@ -198,6 +203,7 @@ func runClient(o clientOpts) error {
 			}(p)
 		}
 		pwg.Wait()
+		close(soakDone)
 		// Wait for the tail to arrive (bounded).
 		for i := 0; i < 50 && time.Since(time.Unix(0, bn.lastArrive.Load())) < 300*time.Millisecond; i++ {
 			time.Sleep(100 * time.Millisecond)
@@ -209,6 +215,16 @@ func runClient(o clientOpts) error {
 			"latency (%d samples) p50=%v p95=%v p99=%v max=%v; streams dropped=%d\n",
 			o.publishers, sent.Load(), o.duration, float64(sent.Load())/o.duration.Seconds(), got, span.Round(time.Millisecond),
 			float64(got)/span.Seconds(), cnt, q[0], q[1], q[2], q[3], bn.dropped.Load())
+		if o.sample > 0 {
+			end := fetchStats(o.statsURL, true)
+			pct := func(a, b uint64) float64 { return 100 * (float64(b) - float64(a)) / float64(a) }
+			fmt.Printf("soak: start (after connecting, GC) rss=%.1f MiB heap+stack=%.1f MiB goroutines=%d; "+
+				"end (GC) rss=%.1f MiB heap+stack=%.1f MiB goroutines=%d; growth rss %+.1f%% heap+stack %+.1f%% goroutines %+d\n",
+				mib(after.RSS), mib(after.HeapInuse+after.StackInuse), after.Goroutines,
+				mib(end.RSS), mib(end.HeapInuse+end.StackInuse), end.Goroutines,
+				pct(after.RSS, end.RSS), pct(after.HeapInuse+after.StackInuse, end.HeapInuse+end.StackInuse),
+				end.Goroutines-after.Goroutines)
+		}
 	}
 	if o.hold > 0 {
 		fmt.Printf("holding %d streams for %v (dropped so far: %d)\n", bn.connected.Load(), o.hold, bn.dropped.Load())
@@ -337,4 +353,22 @@ func fetchStats(u string, gc bool) serverStats {
 	defer resp.Body.Close()
 	_ = json.NewDecoder(resp.Body).Decode(&s)
 	return s
+}
+
+// soakSamples prints the server's state every o.sample until done: a soak run's record of whether memory, heap or
+// goroutines creep up under a steady load.
+func (bn *bench) soakSamples(t0 time.Time, sent *atomic.Int64, done <-chan struct{}) {
+	t := time.NewTicker(bn.o.sample)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		st := fetchStats(bn.o.statsURL, false)
+		fmt.Printf("soak t=%v streams=%d goroutines=%d heap+stack=%.1f MiB rss=%.1f MiB sent=%d delivered=%d dropped=%d\n",
+			time.Since(t0).Round(time.Second), st.Streams, st.Goroutines, mib(st.HeapInuse+st.StackInuse), mib(st.RSS),
+			sent.Load(), bn.delivered.Load(), bn.dropped.Load())
+	}
 }

@@ -33,7 +33,8 @@ func main() {
 		bigEvents = flag.Int("big-events", 0, "client: single events published to room r0, one at a time")
 		pubs      = flag.Int("publishers", 0, "client: concurrent publishers for the throughput phase")
 		rate      = flag.Int("rate", 0, "client: total events/s published in the throughput phase")
-		duration  = flag.Duration("duration", 10*time.Second, "client: throughput phase length (max 5m)")
+		duration  = flag.Duration("duration", 10*time.Second, "client: throughput phase length (max 5m; 60m with -sample)")
+		sample    = flag.Duration("sample", 0, "client: soak mode: print the server's RSS, heap and goroutines this often during the throughput phase, and their growth at the end")
 		payload   = flag.Int("payload", 100, "client: payload padding bytes per event")
 		hold      = flag.Duration("hold", 0, "client: keep streams open this long after the phases (max 5m)")
 		offset    = flag.Int("user-offset", 0, "client: first user number (multiple of -room-size), for several clients")
@@ -54,13 +55,18 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if *streams > 19000*len(list) || *streams > 19000 || *duration > 5*time.Minute || *hold > 5*time.Minute || *srcIPs < 1 || *srcIPs > 250 {
-		fmt.Fprintln(os.Stderr, "relaybench: bounds: streams ≤ 19000 per client process, duration ≤ 5m, 1 ≤ srcips ≤ 250")
+	maxDuration := 5 * time.Minute
+	if *sample > 0 {
+		maxDuration = time.Hour // a soak run: long on purpose, still bounded
+	}
+	if *streams > 19000*len(list) || *streams > 19000 || *duration > maxDuration || *hold > 5*time.Minute || *srcIPs < 1 || *srcIPs > 250 ||
+		(*sample > 0 && *sample < time.Second) {
+		fmt.Fprintln(os.Stderr, "relaybench: bounds: streams ≤ 19000 per client process, duration ≤ 5m (60m with -sample ≥ 1s), 1 ≤ srcips ≤ 250")
 		os.Exit(2)
 	}
 	err := runClient(clientOpts{urls: list, streams: *streams, roomSize: max(*roomSize, 1), srcIPs: *srcIPs,
 		dialConc: max(*dialConc, 1), bigEvents: *bigEvents, publishers: *pubs, rate: *rate, duration: *duration,
-		payload: *payload, offset: *offset, hold: *hold, statsURL: list[0] + "/stats", connTimeout: 30 * time.Second})
+		payload: *payload, offset: *offset, hold: *hold, sample: *sample, statsURL: list[0] + "/stats", connTimeout: 30 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "relaybench:", err)
 		os.Exit(1)

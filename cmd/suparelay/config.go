@@ -11,12 +11,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qryptchat/suparelay/api"
 )
 
 // Config is everything suparelay reads from the environment (and from a .env file when present). Every variable is
 // listed with its default in .env.example.
 type Config struct {
 	Port              int
+	ListenAddr        string // host:port to bind; from LISTEN_ADDR and PORT
+	RedisPrefix       string // every Redis key starts with it (auth:, relay:, rate:, jobs: below it)
+	BodyTimeout       time.Duration
+	BodyMinRate       int    // bytes per second a request body must keep up after BodyTimeout
 	SupabaseURL       string // how this server reaches Supabase
 	PublicSupabaseURL string // the Supabase URL the browser was built with (avatar and upload URLs, cookie name)
 	AnonKey           string
@@ -27,18 +33,27 @@ type Config struct {
 	CookieName        string
 	SecureCookies     bool
 	RedisURL          string
+	RedisCluster      bool // REDIS_URL names the seed nodes of a Redis Cluster
 	TrustedProxies    []netip.Prefix
 	LogLevel          string
 	LogFormat         string
 	SupabaseTimeout   time.Duration
-	ShutdownTimeout   time.Duration
-	SSEHeartbeat      time.Duration
-	SSERoomGrace      time.Duration
-	SSEMaxPerUser     int
-	SSEMaxStreams     int
-	SSEHistorySize    int
-	SSEHistoryTTL     time.Duration
-	ExpiryJobInterval time.Duration
+	// SupabaseMaxConcurrent bounds this node's PostgREST calls in flight (below PostgREST's pool divided by the
+	// nodes); a call that finds no slot within SupabaseQueueWait is refused with 503 before reaching it.
+	SupabaseMaxConcurrent int
+	SupabaseQueueWait     time.Duration
+	// What one chat message may carry (413 beyond).
+	MessageMetadataMaxBytes   int
+	MessageMaxRecipients      int
+	MessageCiphertextMaxBytes int
+	ShutdownTimeout           time.Duration
+	SSEHeartbeat              time.Duration
+	SSERoomGrace              time.Duration
+	SSEMaxPerUser             int
+	SSEMaxStreams             int
+	SSEHistorySize            int
+	SSEHistoryTTL             time.Duration
+	ExpiryJobInterval         time.Duration
 
 	RateLimits           bool
 	WebhookSigningSecret string
@@ -187,27 +202,36 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 
 	c := Config{
-		Port:              num("PORT", 3000),
-		SupabaseURL:       httpURL("SUPABASE_URL", str("SUPABASE_URL", ""), true),
-		AnonKey:           str("SUPABASE_ANON_KEY", ""),
-		ServiceRoleKey:    str("SUPABASE_SERVICE_ROLE_KEY", ""),
-		JWTSecret:         str("SUPABASE_JWT_SECRET", ""),
-		JWTIssuer:         str("SUPABASE_JWT_ISSUER", ""),
-		CookieName:        str("SUPABASE_AUTH_COOKIE_NAME", ""),
-		RedisURL:          str("REDIS_URL", ""),
-		LogLevel:          strings.ToLower(str("LOG_LEVEL", "info")),
-		LogFormat:         strings.ToLower(str("LOG_FORMAT", "auto")),
-		SupabaseTimeout:   dur("SUPABASE_TIMEOUT", 10*time.Second),
-		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", 15*time.Second),
-		SSEHeartbeat:      dur("SSE_HEARTBEAT", 25*time.Second),
-		SSERoomGrace:      dur("SSE_ROOM_GRACE", 120*time.Second),
-		SSEMaxPerUser:     num("SSE_MAX_STREAMS_PER_USER", 10),
-		SSEMaxStreams:     num("SSE_MAX_STREAMS", 19000),
-		SSEHistorySize:    num("SSE_HISTORY_SIZE", 10000),
-		SSEHistoryTTL:     dur("SSE_HISTORY_TTL", 5*time.Minute),
-		ExpiryJobInterval: dur("EXPIRY_JOB_INTERVAL", time.Minute),
+		Port:                      num("PORT", 3000),
+		SupabaseURL:               httpURL("SUPABASE_URL", str("SUPABASE_URL", ""), true),
+		AnonKey:                   str("SUPABASE_ANON_KEY", ""),
+		ServiceRoleKey:            str("SUPABASE_SERVICE_ROLE_KEY", ""),
+		JWTSecret:                 str("SUPABASE_JWT_SECRET", ""),
+		JWTIssuer:                 str("SUPABASE_JWT_ISSUER", ""),
+		CookieName:                str("SUPABASE_AUTH_COOKIE_NAME", ""),
+		RedisURL:                  str("REDIS_URL", ""),
+		LogLevel:                  strings.ToLower(str("LOG_LEVEL", "info")),
+		LogFormat:                 strings.ToLower(str("LOG_FORMAT", "auto")),
+		SupabaseTimeout:           dur("SUPABASE_TIMEOUT", 10*time.Second),
+		SupabaseMaxConcurrent:     num("SUPABASE_MAX_CONCURRENT", 8),
+		SupabaseQueueWait:         dur("SUPABASE_QUEUE_WAIT", 250*time.Millisecond),
+		MessageMetadataMaxBytes:   num("MESSAGE_METADATA_MAX_BYTES", api.DefaultMessageMetadataMaxBytes),
+		MessageMaxRecipients:      num("MESSAGE_MAX_RECIPIENTS", api.DefaultMessageMaxRecipients),
+		MessageCiphertextMaxBytes: num("MESSAGE_CIPHERTEXT_MAX_BYTES", api.DefaultMessageCiphertextMaxBytes),
+		ShutdownTimeout:           dur("SHUTDOWN_TIMEOUT", 15*time.Second),
+		SSEHeartbeat:              dur("SSE_HEARTBEAT", 25*time.Second),
+		SSERoomGrace:              dur("SSE_ROOM_GRACE", 120*time.Second),
+		SSEMaxPerUser:             num("SSE_MAX_STREAMS_PER_USER", 10),
+		SSEMaxStreams:             num("SSE_MAX_STREAMS", 19000),
+		SSEHistorySize:            num("SSE_HISTORY_SIZE", 10000),
+		SSEHistoryTTL:             dur("SSE_HISTORY_TTL", 5*time.Minute),
+		ExpiryJobInterval:         dur("EXPIRY_JOB_INTERVAL", time.Minute),
+		RedisPrefix:               str("REDIS_PREFIX", "suparelay:"),
+		BodyTimeout:               dur("REQUEST_BODY_TIMEOUT", 30*time.Second),
+		BodyMinRate:               num("REQUEST_BODY_MIN_RATE", 8<<10),
 	}
 	c.RateLimits = boolean("RATE_LIMITS", true)
+	c.RedisCluster = boolean("REDIS_CLUSTER", false)
 	c.SSEDetach = boolean("SSE_DETACH", true)
 	c.RedirectWWW = boolean("REDIRECT_WWW", false)
 	c.SSEPresence = boolean("SSE_PRESENCE", true)
@@ -254,6 +278,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("PORT: %d is not a TCP port", c.Port))
+	}
+	if addr, err := listenAddr(str("LISTEN_ADDR", ""), c.Port); err != nil {
+		errs = append(errs, fmt.Errorf("LISTEN_ADDR: %w", err))
+	} else {
+		c.ListenAddr = addr
+	}
+	if err := redisPrefixOK(c.RedisPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("REDIS_PREFIX: %w", err))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -18,9 +18,9 @@ type integrations struct {
 	webhooks    *webhooks.Deliverer
 }
 
-// newIntegrations builds the senders; a provider that is selected but incompletely configured is a startup error,
-// so a deployment does not discover it at the first SMS.
-func newIntegrations(cfg Config, log *slog.Logger, reg prometheus.Registerer) (integrations, error) {
+// newIntegrations builds the senders and the webhook deliverer (on hookStore; nil = in memory); a provider that is
+// selected but incompletely configured is a startup error, so a deployment does not discover it at the first SMS.
+func newIntegrations(cfg Config, log *slog.Logger, reg prometheus.Registerer, hookStore webhooks.Store) (integrations, error) {
 	var in integrations
 	switch cfg.SMSProvider {
 	case "twilio":
@@ -59,7 +59,10 @@ func newIntegrations(cfg Config, log *slog.Logger, reg prometheus.Registerer) (i
 		return in, nil
 	}
 	wcfg := webhooks.Config{SigningSecret: cfg.WebhookSigningSecret, AllowPrivate: cfg.WebhookAllowPrivate,
-		Registerer: reg, Logger: log}
+		Store: hookStore, Registerer: reg, Logger: log}
+	if hookStore == nil {
+		log.Info("webhook deliveries are kept in memory: set REDIS_URL to keep them across restarts and nodes")
+	}
 	if cfg.WebhookAllowPrivate {
 		log.Warn("WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach private and loopback addresses")
 	}

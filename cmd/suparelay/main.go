@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -78,11 +77,14 @@ type Main struct {
 	log      *slog.Logger
 	hub      *relay.Hub
 	broker   relay.Broker
-	redis    *redis.Client
+	redis    redis.UniversalClient
+	rlRedis  redis.UniversalClient // the rate limits' own client (deadlines honoured); nil without Redis or limits
 	server   *http.Server
 	listener net.Listener
+	api      *api.Server
 	webhooks *webhooks.Deliverer
 	expiry   *jobs.Runner
+	registry *prometheus.Registry // everything /metrics exports
 }
 
 // NewMain builds the server from cfg. Nothing here needs Supabase or Redis to be up.
@@ -90,9 +92,11 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	m := &Main{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry = reg
 
 	client, err := supa.New(supa.Config{URL: cfg.SupabaseURL, AnonKey: cfg.AnonKey, ServiceRoleKey: cfg.ServiceRoleKey,
-		Timeout: cfg.SupabaseTimeout})
+		Timeout: cfg.SupabaseTimeout, MaxConcurrent: cfg.SupabaseMaxConcurrent, QueueWait: cfg.SupabaseQueueWait,
+		Observe: newUpstreamMetrics(reg)})
 	if err != nil {
 		return nil, err
 	}
@@ -104,13 +108,13 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	}
 	var shared middleware.SharedStore
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		if m.redis, err = openRedis(cfg.RedisURL, cfg.RedisCluster, false); err != nil {
+			return nil, err
 		}
-		m.redis = redis.NewClient(opts)
-		shared = middleware.NewRedisSharedStore(m.redis, "suparelay:auth:")
-		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: "suparelay:relay:", Logger: log,
+		shared = middleware.NewRedisSharedStore(m.redis, cfg.redisKeys("auth:"))
+		// One hash tag for every relay key: its scripts touch several keys at once, which a Redis Cluster allows only
+		// within one slot (the log and memberships then live on one master; they are small).
+		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: cfg.redisKeys("{relay}:"), Logger: log,
 			HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
 	} else {
 		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
@@ -134,7 +138,12 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authenticator: %w", err)
 	}
-	ints, err := newIntegrations(cfg, log, reg)
+	// Webhook deliveries wait in the shared Redis when there is one, so that they survive restarts and node loss.
+	var hookStore webhooks.Store
+	if m.redis != nil {
+		hookStore = webhooks.NewRedisStore(m.redis, cfg.redisKeys("webhooks:"))
+	}
+	ints, err := newIntegrations(cfg, log, reg, hookStore)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +152,13 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if cfg.RateLimits {
 		var store middleware.RateStore = middleware.NewMemoryRateStore(0)
 		if m.redis != nil {
-			store = middleware.NewRedisRateStore(m.redis, "suparelay:rate:")
+			// A client of their own that honours context deadlines: a Redis that hangs (rather than refusing
+			// connections) then costs the requests that arrive before the per-node fallback takes over
+			// middleware.DefaultRateStoreTimeout each, not go-redis's own 5 s. Measured: 0.5 s against 5 s.
+			if m.rlRedis, err = openRedis(cfg.RedisURL, cfg.RedisCluster, true); err != nil {
+				return nil, err
+			}
+			store = middleware.NewRedisRateStore(m.rlRedis, cfg.redisKeys("rate:"))
 		}
 		limiter = middleware.NewRateLimiter(middleware.RateLimitConfig{
 			Rules:    api.RateRules(),
@@ -153,20 +168,24 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 				id, ok := middleware.IdentityFrom(r.Context())
 				return id.AuthUID, ok
 			},
-			Logger: log,
+			Logger:     log,
+			Registerer: reg, // per-node fallback while Redis is down: suparelay_ratelimit_fallback_active
 		})
 	}
-	srv := api.New(api.Config{
+	m.api = api.New(api.Config{
 		Supa: client, Hub: m.hub, Auth: auth, Verifier: verifier, Logger: log,
 		PublicSupabaseURL: cfg.PublicSupabaseURL, CookieName: cookie, SecureCookies: cfg.SecureCookies,
 		Registry: reg, TrustedProxies: cfg.TrustedProxies, RateLimit: limiter,
 		Webhooks: ints.webhooks, SMS: ints.sms, TelnyxPublicKey: cfg.TelnyxPublicKey, TelnyxReply: ints.telnyxReply,
 		AlertMailer: ints.mailer, AlertTo: cfg.AlertEmailTo, AppOrigins: cfg.AppOrigins,
+		MessageLimits: api.MessageLimits{MetadataMaxBytes: cfg.MessageMetadataMaxBytes,
+			MaxRecipients: cfg.MessageMaxRecipients, CiphertextMaxBytes: cfg.MessageCiphertextMaxBytes},
 	})
+	registerStateMetrics(reg, client, m.hub)
 	if cfg.ServiceRoleKey != "" && cfg.ExpiryJobInterval > 0 {
 		var lock jobs.Locker = jobs.NewLocalLocker()
 		if m.redis != nil {
-			lock = jobs.NewRedisLocker(m.redis, "suparelay:jobs:")
+			lock = jobs.NewRedisLocker(m.redis, cfg.redisKeys("jobs:"))
 		}
 		m.expiry, err = jobs.NewRunner(jobs.RunnerConfig{Name: "expire-messages", Interval: cfg.ExpiryJobInterval,
 			Lock: lock, Run: client.CleanupExpiredMessages, Logger: log, Registerer: reg})
@@ -176,6 +195,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	} else {
 		log.Warn("expiry of disappearing messages is off: it needs SUPABASE_SERVICE_ROLE_KEY and EXPIRY_JOB_INTERVAL > 0")
 	}
+	srv := m.api
 	handler := srv.Routes()
 	if cfg.FrontendURL != "" || cfg.ProxySupabase {
 		fd := frontdoor.Config{API: handler, MigrationMode: cfg.MigrationMode, Implemented: srv.Implements,
@@ -191,12 +211,20 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		}
 		log.Info("front door on", "frontend", cfg.FrontendURL, "proxy_supabase", cfg.ProxySupabase, "migration_mode", cfg.MigrationMode)
 	}
+	if cfg.BodyTimeout > 0 {
+		handler = middleware.BodyTimeout(middleware.BodyTimeoutConfig{Timeout: cfg.BodyTimeout,
+			MinRate: int64(cfg.BodyMinRate), Logger: log, Registerer: reg})(handler)
+	}
+	// Outermost, so the access log (inside api) names the same client as the rate limits: after TRUSTED_PROXIES.
+	handler = middleware.ResolveClientIP(cfg.TrustedProxies)(handler)
 	m.server = &http.Server{
-		Addr:    net.JoinHostPort("", strconv.Itoa(cfg.Port)),
+		Addr:    cfg.bindAddr(),
 		Handler: handler,
 		// No WriteTimeout: it would cut every SSE stream. The stream sets a deadline per write instead, and the
 		// other handlers are bounded by the Supabase call timeout. No ReadTimeout either: the front door streams
-		// uploads of up to 2 GiB to Storage; API bodies are capped by size instead.
+		// uploads of up to 2 GiB to Storage, and one fixed deadline for every body would cut those or be too
+		// long for the rest. Bodies get a deadline that follows their progress (BodyTimeout above, with the
+		// reasons), and API bodies are capped by size.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -225,7 +253,9 @@ func (m *Main) Listen() error {
 }
 
 // Run serves until ctx is done, then shuts down in order: stop accepting, end streams with a retry hint, drain
-// the HTTP server, close the broker and Redis.
+// the HTTP server, finish the background work the handlers left (which may still queue webhook deliveries), stop
+// the webhook deliverer (attempts in flight may finish; the rest waits in its store), then close the broker and
+// Redis. ShutdownTimeout bounds it all, but for the short grace given to canceled work to record where it stopped.
 func (m *Main) Run(ctx context.Context) error {
 	if m.listener == nil {
 		if err := m.Listen(); err != nil {
@@ -267,15 +297,23 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server.SetKeepAlivesEnabled(false)
 	m.hub.Shutdown(sctx)
 	err := m.server.Shutdown(sctx)
-	cancel()
-	if m.webhooks != nil {
-		_ = m.webhooks.Close()
+	if berr := m.api.Close(sctx); berr != nil {
+		m.log.Warn("background work canceled at shutdown", "err", berr)
 	}
+	if m.webhooks != nil {
+		if werr := m.webhooks.Shutdown(sctx); werr != nil {
+			m.log.Warn("webhook attempts canceled at shutdown; they stay queued", "err", werr)
+		}
+	}
+	cancel()
 	if cerr := m.broker.Close(); cerr != nil {
 		m.log.Warn("closing broker", "err", cerr)
 	}
 	if m.redis != nil {
 		_ = m.redis.Close()
+	}
+	if m.rlRedis != nil {
+		_ = m.rlRedis.Close()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -72,6 +72,12 @@ func startMain(t *testing.T, vars map[string]string) string {
 // for Run to return; it is called at cleanup too (a second call does nothing).
 func startMainStoppable(t *testing.T, vars map[string]string) (string, func()) {
 	t.Helper()
+	return startMainLogging(t, vars, io.Discard)
+}
+
+// startMainLogging is startMainStoppable with the server's JSON log written to logs.
+func startMainLogging(t *testing.T, vars map[string]string, logs io.Writer) (string, func()) {
+	t.Helper()
 	if _, set := vars["EXPIRY_JOB_INTERVAL"]; !set {
 		vars["EXPIRY_JOB_INTERVAL"] = "0" // the global cleanup would race the jobs package's expiry test
 	}
@@ -80,7 +86,7 @@ func startMainStoppable(t *testing.T, vars map[string]string) (string, func()) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(logs, nil))
 	m, err := NewMain(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)

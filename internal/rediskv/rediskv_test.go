@@ -11,22 +11,17 @@ import (
 	"github.com/qryptchat/suparelay/internal/testenv"
 )
 
-// TestStore runs every primitive against the stack's real Redis under a random prefix.
+// TestStore runs every primitive against the stack's real Redis and its Redis Cluster, under a random prefix.
 func TestStore(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
+	for name, c := range testenv.RedisClients(t) {
+		t.Run(name, func(t *testing.T) { t.Parallel(); testStore(t, c) })
 	}
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { _ = c.Close() })
+}
+
+func testStore(t *testing.T, c redis.UniversalClient) {
 	prefix := "rediskv-test:" + testenv.RandomHex(6) + ":"
-	t.Cleanup(func() {
-		keys, _ := c.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			c.Del(context.Background(), keys...)
-		}
-	})
+	t.Cleanup(func() { testenv.DeleteRedisKeys(context.Background(), c, prefix+"*") })
 	s := rediskv.New(c, prefix)
 	ctx := context.Background()
 

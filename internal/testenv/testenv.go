@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,16 +24,17 @@ import (
 
 // Environment variables exported by scripts/stack for the tests.
 const (
-	EnvSupabaseURL  = "SUPARELAY_TEST_SUPABASE_URL"  // the gateway: /auth/v1, /rest/v1 and /storage/v1, like Kong
-	EnvPostgRESTURL = "SUPARELAY_TEST_POSTGREST_URL" // PostgREST directly (no /rest/v1 prefix)
-	EnvAuthURL      = "SUPARELAY_TEST_AUTH_URL"      // Supabase Auth directly (no /auth/v1 prefix)
-	EnvStorageURL   = "SUPARELAY_TEST_STORAGE_URL"   // Supabase Storage directly (no /storage/v1 prefix)
-	EnvDatabaseURL  = "SUPARELAY_TEST_DATABASE_URL"  // superuser connection to the stack's database
-	EnvTemplateDB   = "SUPARELAY_TEST_TEMPLATE_DB"   // database with only Auth's and Storage's schemas: copy it for fresh DBs
-	EnvRedisURL     = "SUPARELAY_TEST_REDIS_URL"     // a real Redis
-	EnvAppURL       = "SUPARELAY_TEST_APP_URL"       // the origin the frontend was built for: where suparelay serves it
-	EnvFrontendURL  = "SUPARELAY_TEST_FRONTEND_URL"  // the QryptChat frontend's adapter-node server (pages)
-	EnvNodeBin      = "SUPARELAY_TEST_NODE_BIN"      // folder with the stack's node (Node 24)
+	EnvSupabaseURL  = "SUPARELAY_TEST_SUPABASE_URL"        // the gateway: /auth/v1, /rest/v1 and /storage/v1, like Kong
+	EnvPostgRESTURL = "SUPARELAY_TEST_POSTGREST_URL"       // PostgREST directly (no /rest/v1 prefix)
+	EnvAuthURL      = "SUPARELAY_TEST_AUTH_URL"            // Supabase Auth directly (no /auth/v1 prefix)
+	EnvStorageURL   = "SUPARELAY_TEST_STORAGE_URL"         // Supabase Storage directly (no /storage/v1 prefix)
+	EnvDatabaseURL  = "SUPARELAY_TEST_DATABASE_URL"        // superuser connection to the stack's database
+	EnvTemplateDB   = "SUPARELAY_TEST_TEMPLATE_DB"         // database with only Auth's and Storage's schemas: copy it for fresh DBs
+	EnvRedisURL     = "SUPARELAY_TEST_REDIS_URL"           // a real Redis
+	EnvRedisCluster = "SUPARELAY_TEST_REDIS_CLUSTER_ADDRS" // a real Redis Cluster: three masters, host:port,…
+	EnvAppURL       = "SUPARELAY_TEST_APP_URL"             // the origin the frontend was built for: where suparelay serves it
+	EnvFrontendURL  = "SUPARELAY_TEST_FRONTEND_URL"        // the QryptChat frontend's adapter-node server (pages)
+	EnvNodeBin      = "SUPARELAY_TEST_NODE_BIN"            // folder with the stack's node (Node 24)
 )
 
 // Get returns the environment variable name, or skips (fails under CI=true) when it is unset.
@@ -52,11 +54,14 @@ func SupabaseURL(t testing.TB) string  { return Get(t, EnvSupabaseURL) }
 func PostgRESTURL(t testing.TB) string { return Get(t, EnvPostgRESTURL) }
 func DatabaseURL(t testing.TB) string  { return Get(t, EnvDatabaseURL) }
 func RedisURL(t testing.TB) string     { return Get(t, EnvRedisURL) }
-func AuthURL(t testing.TB) string      { return Get(t, EnvAuthURL) }
-func StorageURL(t testing.TB) string   { return Get(t, EnvStorageURL) }
-func TemplateDB(t testing.TB) string   { return Get(t, EnvTemplateDB) }
-func AppURL(t testing.TB) string       { return Get(t, EnvAppURL) }
-func FrontendURL(t testing.TB) string  { return Get(t, EnvFrontendURL) }
+
+// RedisClusterAddrs returns the seed addresses of the stack's Redis Cluster.
+func RedisClusterAddrs(t testing.TB) []string { return strings.Split(Get(t, EnvRedisCluster), ",") }
+func AuthURL(t testing.TB) string             { return Get(t, EnvAuthURL) }
+func StorageURL(t testing.TB) string          { return Get(t, EnvStorageURL) }
+func TemplateDB(t testing.TB) string          { return Get(t, EnvTemplateDB) }
+func AppURL(t testing.TB) string              { return Get(t, EnvAppURL) }
+func FrontendURL(t testing.TB) string         { return Get(t, EnvFrontendURL) }
 
 // DB opens a superuser connection to the stack's database, closed when the test ends.
 func DB(t testing.TB) *pgx.Conn {
