@@ -15,7 +15,6 @@ import (
 // profile is the caller's public.users row as the handlers need it.
 type profile = supa.Profile
 
-
 // profileCache remembers auth uid → profile for a short time; the id mapping never changes for a row, the names
 // rarely, and a stale display name in a typing event for 30 s is harmless.
 type profileCache struct {

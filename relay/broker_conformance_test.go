@@ -86,6 +86,20 @@ func brokerFactories(t *testing.T) map[string]brokerFactory {
 			url := testenv.RedisURL(t)
 			return newRedisTestBroker(t, url, testRedisPrefix(t, url), n)
 		},
+		// A real three-master Redis Cluster: every script's keys must share a slot, so the prefix carries one
+		// hash tag, as cmd/suparelay's does.
+		"redis-cluster": func(t *testing.T, n int) Broker {
+			opts := &redis.ClusterOptions{Addrs: testenv.RedisClusterAddrs(t)}
+			prefix := "relaytest:" + testenv.RandomHex(6) + ":{relay}:"
+			t.Cleanup(func() { // after the broker's Close, which closes its own client
+				c := redis.NewClusterClient(opts)
+				testenv.DeleteRedisKeys(context.Background(), c, prefix+"*")
+				_ = c.Close()
+			})
+			b := NewRedisBroker(redis.NewClusterClient(opts), RedisBrokerConfig{Prefix: prefix, HistorySize: n})
+			t.Cleanup(func() { b.Close() })
+			return b
+		},
 	}
 }
 

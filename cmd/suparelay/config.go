@@ -53,6 +53,7 @@ type Config struct {
 	SSEMaxStreams             int
 	SSEHistorySize            int
 	SSEHistoryTTL             time.Duration
+	SSEHistoryMaxBytes        int64 // total bytes of the history, on each node and in Redis
 	ExpiryJobInterval         time.Duration
 
 	RateLimits           bool
@@ -225,6 +226,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SSEMaxStreams:             num("SSE_MAX_STREAMS", 19000),
 		SSEHistorySize:            num("SSE_HISTORY_SIZE", 10000),
 		SSEHistoryTTL:             dur("SSE_HISTORY_TTL", 5*time.Minute),
+		SSEHistoryMaxBytes:        int64(num("SSE_HISTORY_MAX_BYTES", 64<<20)),
 		ExpiryJobInterval:         dur("EXPIRY_JOB_INTERVAL", time.Minute),
 		RedisPrefix:               str("REDIS_PREFIX", "suparelay:"),
 		BodyTimeout:               dur("REQUEST_BODY_TIMEOUT", 30*time.Second),

@@ -115,13 +115,15 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		// One hash tag for every relay key: its scripts touch several keys at once, which a Redis Cluster allows only
 		// within one slot (the log and memberships then live on one master; they are small).
 		m.broker = relay.NewRedisBroker(m.redis, relay.RedisBrokerConfig{Prefix: cfg.redisKeys("{relay}:"), Logger: log,
-			HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
+			HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL, HistoryMaxBytes: cfg.SSEHistoryMaxBytes})
 	} else {
-		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL})
+		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
+			HistoryMaxBytes: cfg.SSEHistoryMaxBytes})
 	}
 	m.hub = relay.NewHub(m.broker, relay.HubConfig{
 		Heartbeat: cfg.SSEHeartbeat, RoomGrace: cfg.SSERoomGrace, MaxStreamsPerUser: cfg.SSEMaxPerUser,
 		MaxStreamsPerNode: cfg.SSEMaxStreams, HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
+		HistoryMaxBytes: cfg.SSEHistoryMaxBytes,
 		// Detached HTTP/1.1 streams hold ~12 KiB instead of ~28 KiB (relay/BENCHMARKS.md); the access log then
 		// records only the stream's set-up, and Run ends streams through hub.Shutdown before draining HTTP.
 		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence,
