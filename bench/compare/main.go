@@ -97,7 +97,7 @@ func main() {
 	flag.IntVar(&o.dialConc, "dial-concurrency", 50, "streams being opened at once")
 	flag.IntVar(&o.maxInflight, "max-inflight", 200, "sends in flight at most (beyond: counted as not sent)")
 	flag.BoolVar(&o.redis, "redis", true, "suparelay uses the stack's Redis (its production configuration)")
-	flag.StringVar(&o.outDir, "out", filepath.Join(root, "bench", "compare", "out"), "folder for results.json and table.md")
+	flag.StringVar(&o.outDir, "out", filepath.Join(root, "bench", "compare", "results"), "folder for results.json and table.md")
 	flag.StringVar(&o.svgPath, "svg", filepath.Join(root, "bench", "compare", "latency.svg"), "the chart")
 	flag.Float64Var(&o.cpuRate, "cpu-rate", 0, "the rate whose CPU per send the table shows (default: the middle rate)")
 	flag.DurationVar(&o.deadline, "deadline", 30*time.Minute, "the whole invocation ends by then")
