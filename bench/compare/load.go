@@ -191,8 +191,11 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	}
 	jwg.Wait()
 	res.JoinFailures = int(jfail.Load())
-	time.Sleep(time.Second)
 
+	// Memory is read once the streams are open and joined, before any send: what the streams themselves hold.
+	time.Sleep(2 * time.Second)
+	res.RSSAfterKiB = rssKiB(t.server.PID, t.server.Tree)
+	res.MemPerStreamKiB = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(ok)
 	senders := make([]*http.Client, r.o.streamUsers)
 	for i := range senders {
 		senders[i] = senderClient(i)
@@ -200,9 +203,6 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	// Warm-up: one send, awaited at every stream (bounded): proves the joins took, and warms both servers' pools.
 	r.step(ctx, t, ss, senders, 0, 1, time.Second, nil)
 	res.WarmupReceipts = ss.rc.delivered[0].Load()
-	time.Sleep(2 * time.Second)
-	res.RSSAfterKiB = rssKiB(t.server.PID, t.server.Tree)
-	res.MemPerStreamKiB = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(ok)
 	logf("%s run %d: joined (%d failures), warm-up receipts %d/%d, RSS %d → %d KiB (%.1f KiB/stream)", t.name, run,
 		res.JoinFailures, res.WarmupReceipts, ok, res.RSSBeforeKiB, res.RSSAfterKiB, res.MemPerStreamKiB)
 

@@ -209,7 +209,10 @@ func run(ctx context.Context, root string, o options) error {
 			if err != nil {
 				return err
 			}
-			if relay, err = startSuparelay(ctx, bin, tmp, st, keys, o.redis); err != nil {
+			if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+				return err
+			}
+			if relay, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis); err != nil {
 				return err
 			}
 			defer relay.stop()

@@ -126,7 +126,7 @@ func buildSuparelay(ctx context.Context, root, dir string) (string, error) {
 	return bin, nil
 }
 
-// startSuparelay runs bin on a free loopback port against the orig stack, in the production configuration except
+// startSuparelay runs bin (in dir, where it logs to suparelay.log) on a free loopback port against the orig stack, in the production configuration except
 // for what a load test must change: no rate limits (the load comes from a few addresses), no expiry job, no front
 // door (the original serves its own pages; only /api is compared).
 func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys, useRedis bool) (*suparelayProc, error) {
