@@ -123,6 +123,7 @@ type serverRun struct {
 	ConnectErrors   []string     `json:"connect_errors,omitempty"`
 	ConnectSeconds  float64      `json:"connect_seconds"`
 	ConnectRate     float64      `json:"connect_rate"`
+	ConnectRetries  int64        `json:"connect_retries"`
 	RSSBeforeKiB    int64        `json:"rss_before_kib"`
 	RSSAfterKiB     int64        `json:"rss_after_kib"`
 	MemPerStreamKiB float64      `json:"mem_per_stream_kib"`
@@ -161,10 +162,12 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	defer ss.close()
 	res.Connected, res.ConnectSeconds = ok, took.Seconds()
 	res.ConnectRate = float64(ok) / took.Seconds()
+	res.ConnectRetries = ss.rc.retries.Load()
 	for _, e := range errs {
 		res.ConnectErrors = append(res.ConnectErrors, e.Error())
 	}
-	logf("%s run %d: %d/%d streams in %.1fs (%.0f/s) %v", t.name, run, ok, len(specs), took.Seconds(), res.ConnectRate, errs)
+	logf("%s run %d: %d/%d streams in %.1fs (%.0f/s, %d retries after 503/429) %v", t.name, run, ok, len(specs),
+		took.Seconds(), res.ConnectRate, res.ConnectRetries, errs)
 	if ok == 0 {
 		return res, fmt.Errorf("%s: no stream connected: %v", t.name, errs)
 	}

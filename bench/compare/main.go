@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -202,30 +203,34 @@ func run(ctx context.Context, root string, o options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	var relay *suparelayProc
-	for _, s := range o.servers {
-		if s == relayName {
-			bin, err := buildSuparelay(ctx, root, tmp)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(o.outDir, 0o755); err != nil {
-				return err
-			}
-			if relay, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis); err != nil {
-				return err
-			}
-			defer relay.stop()
-			break
+	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(o.outDir, "suparelay.log")) // the nodes of this invocation append to a fresh one
+	var bin string
+	if slices.Contains(o.servers, relayName) {
+		if bin, err = buildSuparelay(ctx, root, tmp); err != nil {
+			return err
 		}
 	}
-	targets := map[string]target{origName: {name: origName, base: st.appURL, server: procGroup{Name: "node", PID: fpid, Tree: true}}}
-	if relay != nil {
-		targets[relayName] = target{name: relayName, base: relay.base, server: procGroup{Name: relayName, PID: relay.cmd.Process.Pid}}
-	}
+	orig := target{name: origName, base: st.appURL, server: procGroup{Name: "node", PID: fpid, Tree: true}}
 	for runN := 1; runN <= o.runs && ctx.Err() == nil; runN++ {
 		for _, s := range o.servers {
-			sr, err := r.runServer(ctx, targets[s], runN, logf)
+			t := orig
+			var relay *suparelayProc
+			if s == relayName {
+				// A fresh node for each run, as an operator's new node: its RSS before the streams is then not
+				// inflated by the previous run's send bodies. (The original is the stack's long-running server,
+				// which this benchmark must not restart.)
+				if relay, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis); err != nil {
+					return err
+				}
+				t = target{name: relayName, base: relay.base, server: procGroup{Name: relayName, PID: relay.cmd.Process.Pid}}
+			}
+			sr, err := r.runServer(ctx, t, runN, logf)
+			if relay != nil {
+				relay.stop()
+			}
 			res.Runs = append(res.Runs, sr)
 			if err != nil {
 				logf("%s run %d: %v", s, runN, err)

@@ -183,6 +183,11 @@ func stepNote(runs []serverRun, rate float64) string {
 	if exp > 0 && deliv < exp {
 		parts = append(parts, fmt.Sprintf("receipts %.0f %%", 100*float64(deliv)/float64(exp)))
 	}
+	if deliv > exp {
+		// Receipts beyond the 2xx sends' audience: sends the client gave up on (timeout) were stored and
+		// delivered anyway.
+		parts = append(parts, fmt.Sprintf("%d receipts of sends that failed at the client", deliv-exp))
+	}
 	return " (saturated: " + strings.Join(parts, ", ") + ")"
 }
 
@@ -231,7 +236,22 @@ func (r *results) table(cpuRate float64) string {
 	row(fmt.Sprintf("memory per stream, RSS delta / streams (%d streams)", r.Streams),
 		span(collect(o, mem), num0, "KiB"), span(collect(s, mem), num0, "KiB"), lowerRatio(collect(o, mem), collect(s, mem)))
 	cr := func(x serverRun) (float64, bool) { return x.ConnectRate, x.Connected > 0 }
-	row("connect rate (streams/s)", span(collect(o, cr), num0, ""), span(collect(s, cr), num0, ""),
+	retried := func(runs []serverRun) string {
+		var n, short int64
+		for _, x := range runs {
+			n += x.ConnectRetries
+			short += int64(x.Streams - x.Connected)
+		}
+		out := ""
+		if n > 0 {
+			out += fmt.Sprintf(" (%d refused for load, retried)", n)
+		}
+		if short > 0 {
+			out += fmt.Sprintf(" (%d never connected)", short)
+		}
+		return out
+	}
+	row("connect rate (streams/s)", span(collect(o, cr), num0, "")+retried(o), span(collect(s, cr), num0, "")+retried(s),
 		higherRatio(collect(o, cr), collect(s, cr)))
 	for _, rate := range r.Rates {
 		cell := func(runs []serverRun) string {

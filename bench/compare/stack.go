@@ -136,7 +136,7 @@ func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys
 	}
 	addr := l.Addr().String()
 	l.Close()
-	logf, err := os.Create(filepath.Join(dir, "suparelay.log"))
+	logf, err := os.OpenFile(filepath.Join(dir, "suparelay.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}

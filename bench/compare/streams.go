@@ -26,6 +26,7 @@ type receipts struct {
 	delivered  [maxStepSlots]atomic.Uint64
 	lastArrive atomic.Int64 // unix ns of the latest delivery of any step
 	dropped    atomic.Int64 // streams that ended while the run still wanted them
+	retries    atomic.Int64 // connect attempts refused for load (503, 429) and retried
 }
 
 // marker is the metadata key a benchmark send carries: {"cmpbench":"<step>.<unix µs>"}. Microseconds since the
@@ -91,25 +92,46 @@ func openStream(ctx context.Context, sp streamSpec, rc *receipts, ready chan<- e
 		MaxIdleConns:          1,
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, "GET", sp.base+"/api/events", nil)
-	if err != nil {
-		signal(err)
-		return
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Cookie", sp.cookieName+"="+sp.cookie)
-	req.Header.Set("X-Forwarded-For", sp.xff)
-	res, err := tr.RoundTrip(req)
-	if err != nil {
-		signal(err)
-		return
+	var res *http.Response
+	// A refusal for load (503, 429) is retried as the browser's chat store retries a failed EventSource: after
+	// 1, 2, 4, 8 and 16 s (or Retry-After, when shorter), five times at most.
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, "GET", sp.base+"/api/events", nil)
+		if err != nil {
+			signal(err)
+			return
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Cookie", sp.cookieName+"="+sp.cookie)
+		req.Header.Set("X-Forwarded-For", sp.xff)
+		res, err = tr.RoundTrip(req)
+		if err != nil {
+			signal(err)
+			return
+		}
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		res.Body.Close()
+		retryable := res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests
+		if !retryable || attempt == 5 {
+			signal(fmt.Errorf("events: %d %s (after %d retries)", res.StatusCode, bytes.TrimSpace(b), attempt))
+			return
+		}
+		rc.retries.Add(1)
+		wait := time.Second << attempt
+		if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s >= 0 && time.Duration(s)*time.Second < wait {
+			wait = time.Duration(s) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			signal(ctx.Err())
+			return
+		case <-time.After(wait):
+		}
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		signal(fmt.Errorf("events: %d %s", res.StatusCode, bytes.TrimSpace(b)))
-		return
-	}
 	br := bufio.NewReaderSize(res.Body, 32<<10)
 	var event []byte
 	connected, skipping := false, false
