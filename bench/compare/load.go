@@ -157,6 +157,18 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	res := serverRun{Server: t.name, Run: run, LoadStart: loadAvg()}
 	specs := r.streamSpecs(t)
 	res.Streams = len(specs)
+	hc := &http.Client{Timeout: 20 * time.Second}
+	body, _ := json.Marshal(map[string]string{"conversationId": r.room})
+	// One stream and one join first, then closed: a fresh server loads the code of these paths on first use, which
+	// is not memory the streams hold.
+	if pre, n, _, errs := connectAll(ctx, specs[:1], 1); n == 1 {
+		_, _, _ = r.post(ctx, hc, t, r.members[0], "/api/conversations/join", body)
+		pre.close()
+	} else {
+		pre.close()
+		return res, fmt.Errorf("%s: the first stream did not connect: %v", t.name, errs)
+	}
+	time.Sleep(time.Second)
 	res.RSSBeforeKiB = rssKiB(t.server.PID, t.server.Tree)
 	ss, ok, took, errs := connectAll(ctx, specs, r.o.dialConc)
 	defer ss.close()
@@ -174,8 +186,6 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 
 	// Join once per user, after every stream is open: the original drops a user from all rooms whenever any of
 	// its connections closes, so joining earlier could be undone by a slow connect.
-	hc := &http.Client{Timeout: 20 * time.Second}
-	body, _ := json.Marshal(map[string]string{"conversationId": r.room})
 	var jwg sync.WaitGroup
 	var jfail atomic.Int64
 	sem := make(chan struct{}, 8)

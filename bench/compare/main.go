@@ -44,6 +44,7 @@ type options struct {
 	dialConc       int
 	maxInflight    int
 	redis          bool
+	originalStack  bool
 	servers        []string
 	outDir         string
 	svgPath        string
@@ -97,6 +98,7 @@ func main() {
 	flag.IntVar(&o.copyBytes, "copy-bytes", 2400, "bytes of each member's ciphertext copy in a send")
 	flag.IntVar(&o.dialConc, "dial-concurrency", 50, "streams being opened at once")
 	flag.IntVar(&o.maxInflight, "max-inflight", 200, "sends in flight at most (beyond: counted as not sent)")
+	flag.BoolVar(&o.originalStack, "original-stack", false, "measure the stack's own long-running original server instead of a fresh instance per run")
 	flag.BoolVar(&o.redis, "redis", true, "suparelay uses the stack's Redis (its production configuration)")
 	flag.StringVar(&o.outDir, "out", filepath.Join(root, "bench", "compare", "results"), "folder for results.json and table.md")
 	flag.StringVar(&o.svgPath, "svg", filepath.Join(root, "bench", "compare", "latency.svg"), "the chart")
@@ -213,23 +215,31 @@ func run(ctx context.Context, root string, o options) error {
 			return err
 		}
 	}
-	orig := target{name: origName, base: st.appURL, server: procGroup{Name: "node", PID: fpid, Tree: true}}
+	_ = os.Remove(filepath.Join(o.outDir, "original.log"))
 	for runN := 1; runN <= o.runs && ctx.Err() == nil; runN++ {
 		for _, s := range o.servers {
-			t := orig
-			var relay *suparelayProc
-			if s == relayName {
-				// A fresh node for each run, as an operator's new node: its RSS before the streams is then not
-				// inflated by the previous run's send bodies. (The original is the stack's long-running server,
-				// which this benchmark must not restart.)
-				if relay, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis); err != nil {
+			// A fresh process of each server for each run, as an operator's new node: its RSS before the streams
+			// is then not the previous run's heap, grown by 500 KB send bodies and reused by the new streams.
+			// -original-stack uses the stack's own long-running original server instead.
+			var proc *serverProc
+			var t target
+			switch {
+			case s == relayName:
+				if proc, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis); err != nil {
 					return err
 				}
-				t = target{name: relayName, base: relay.base, server: procGroup{Name: relayName, PID: relay.cmd.Process.Pid}}
+				t = target{name: relayName, base: proc.base, server: procGroup{Name: relayName, PID: proc.cmd.Process.Pid}}
+			case o.originalStack:
+				t = target{name: origName, base: st.appURL, server: procGroup{Name: "node", PID: fpid, Tree: true}}
+			default:
+				if proc, err = startOriginal(ctx, st, o.outDir); err != nil {
+					return err
+				}
+				t = target{name: origName, base: proc.base, server: procGroup{Name: "node", PID: proc.cmd.Process.Pid, Tree: true}}
 			}
 			sr, err := r.runServer(ctx, t, runN, logf)
-			if relay != nil {
-				relay.stop()
+			if proc != nil {
+				proc.stop()
 			}
 			res.Runs = append(res.Runs, sr)
 			if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,13 +107,6 @@ func (s *stack) sharedGroups() ([]procGroup, error) {
 	return out, nil
 }
 
-// suparelayProc is the suparelay server this benchmark builds and runs against the orig stack.
-type suparelayProc struct {
-	cmd  *exec.Cmd
-	base string
-	done chan struct{}
-}
-
 // buildSuparelay builds cmd/suparelay of the module at root into dir.
 func buildSuparelay(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "suparelay")
@@ -129,14 +121,8 @@ func buildSuparelay(ctx context.Context, root, dir string) (string, error) {
 // startSuparelay runs bin (in dir, where it logs to suparelay.log) on a free loopback port against the orig stack, in the production configuration except
 // for what a load test must change: no rate limits (the load comes from a few addresses), no expiry job, no front
 // door (the original serves its own pages; only /api is compared).
-func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys, useRedis bool) (*suparelayProc, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logf, err := os.OpenFile(filepath.Join(dir, "suparelay.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys, useRedis bool) (*serverProc, error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -156,37 +142,11 @@ func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	p := &suparelayProc{cmd: cmd, base: "http://" + addr, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/readyz", nil)
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("suparelay exited (log: %s)", filepath.Join(dir, "suparelay.log"))
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("suparelay not ready at %s within 30 s (log: %s)", p.base, filepath.Join(dir, "suparelay.log"))
-		}
-	}
+	return startProc(ctx, cmd, "http://"+addr, filepath.Join(dir, "suparelay.log"), "/readyz")
 }
 
 // stop ends the process gracefully, then for good after 15 s.
-func (p *suparelayProc) stop() {
+func (p *serverProc) stop() {
 	select {
 	case <-p.done:
 		return
