@@ -180,10 +180,12 @@ func (s *Server) buildRoutes() *chi.Mux {
 	return r
 }
 
+// notFound is the JSON 404 of every unknown path, under /api and outside it (routes.md §2.1).
 func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "Not found")
 }
 
+// methodNotAllowed is the JSON 405 of a known path asked with a method it does not serve (routes.md §2.1).
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 }
