@@ -135,15 +135,21 @@ func (h *Hub) announcePresence(userID string, rooms []string, online bool) {
 	if !h.cfg.Presence || len(rooms) == 0 {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ev := PresenceEvent(userID, online)
-		for _, room := range rooms {
-			if err := h.PublishToRoom(ctx, room, ev, PublishOptions{ExcludeUser: userID, MembersOnly: true}); err != nil {
-				h.log.Debug("presence not published", "user", userID, "room", room, "err", err)
-				return
-			}
+	go h.publishPresence(userID, rooms, online)
+}
+
+// publishPresence is announcePresence's work, on the caller's goroutine.
+func (h *Hub) publishPresence(userID string, rooms []string, online bool) {
+	if !h.cfg.Presence || len(rooms) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev := PresenceEvent(userID, online)
+	for _, room := range rooms {
+		if err := h.PublishToRoom(ctx, room, ev, PublishOptions{ExcludeUser: userID, MembersOnly: true}); err != nil {
+			h.log.Debug("presence not published", "user", userID, "room", room, "err", err)
+			return
 		}
-	}()
+	}
 }
