@@ -32,8 +32,8 @@ type MemoryBroker struct {
 	n       int
 	bytes   int64 // of the n records kept
 	evicted [numEvictReasons]uint64
-	members map[string]*memMember      // user → membership
-	rooms   map[string]map[string]bool // room → users (reverse index, for CloseRoom)
+	members map[string]*memMember           // user → membership
+	rooms   map[string]map[string]bool      // room → users (reverse index, for CloseRoom)
 	leases  map[string]map[string]time.Time // user → stream lease → expiry
 	stop    chan struct{}
 }

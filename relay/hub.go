@@ -120,7 +120,7 @@ type Hub struct {
 	shutting bool
 	wg       sync.WaitGroup // one per registered stream
 
-	node     string       // this Hub's id in its stream leases
+	node     string        // this Hub's id in its stream leases
 	leaseSeq atomic.Uint64 // numbers this node's leases
 	// leaseMu orders renewals (held for writing: a snapshot of the open streams, then the broker call) against
 	// releases (held for reading), so a renewal never revives a lease released after its snapshot.
