@@ -101,7 +101,7 @@ func (c HubConfig) withDefaults() HubConfig {
 
 // Hub is one node's real-time registry: the streams open here, indexed by user and by room for the users that
 // have streams here, plus the node's copy of the recent log. Everything shared between nodes (the log, fan-out,
-// membership) goes through the Broker; see doc.go for the design.
+// membership, stream leases) goes through the Broker; see doc.go for the design.
 //
 // Lock order: the broker may call the Hub (HandleMessage, HandleMembership) while holding its own lock, so the
 // Hub never calls the broker while holding h.mu.

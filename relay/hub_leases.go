@@ -89,7 +89,7 @@ func (h *Hub) sweepLeases(ctx context.Context) {
 			cancel()
 			if err != nil {
 				h.brokerError("rooms", err)
-				return
+				continue
 			}
 			h.publishPresence(id, roomList(rooms), false)
 		}

@@ -37,7 +37,8 @@ func (h *Hub) register(userID string) (streamStart, error) {
 	if err != nil {
 		return streamStart{}, err
 	}
-	lease := h.node + "." + strconv.FormatUint(h.leaseSeq.Add(1), 36)
+	var lb [32]byte
+	lease := string(strconv.AppendUint(append(append(lb[:0], h.node...), '.'), h.leaseSeq.Add(1), 36))
 	var g StreamGrant
 	var berr error
 	// On a helper goroutine: the stack a go-redis call grows would stay with a long-lived handler goroutine.
