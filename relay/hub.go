@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -126,6 +127,9 @@ type Hub struct {
 	// releases (held for reading), so a renewal never revives a lease released after its snapshot.
 	leaseMu sync.RWMutex
 
+	presenceQ    [presenceShards]chan presenceJob // see hub_presence.go
+	presenceSeed maphash.Seed
+
 	resetReq      chan struct{} // one pending request to start a new epoch (events reached only this node)
 	lostPublishes atomic.Uint64 // events the broker refused, ever: tells resetLoop whether a request is stale
 
@@ -165,7 +169,12 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 	}
 	h := &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
 		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL, cfg.HistoryMaxBytes),
-		resetReq: make(chan struct{}, 1), node: newEpoch()}
+		resetReq: make(chan struct{}, 1), node: newEpoch(), presenceSeed: maphash.MakeSeed()}
+	for i := range h.presenceQ {
+		if cfg.Presence {
+			h.presenceQ[i] = make(chan presenceJob, presenceQueue)
+		}
+	}
 	if err := registerCollector(reg, &historyCollector{h: h}); err != nil {
 		log.Error("relay: history metrics not registered", "err", err)
 	}
@@ -201,6 +210,7 @@ func (h *Hub) Start(ctx context.Context) error {
 		if err != nil {
 			return
 		}
+		h.startPresence(ctx)
 		h.started.Store(true)
 		go h.touchLoop(ctx)
 		go h.resetLoop(ctx)

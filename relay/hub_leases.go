@@ -82,16 +82,7 @@ func (h *Hub) sweepLeases(ctx context.Context) {
 	if len(gone) == 0 || !h.cfg.Presence {
 		return
 	}
-	go func() { // one goroutine per sweep, however many users: bounded
-		for _, id := range gone {
-			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			rooms, err := h.b.Rooms(rctx, id, 0)
-			cancel()
-			if err != nil {
-				h.brokerError("rooms", err)
-				continue
-			}
-			h.publishPresence(id, roomList(rooms), false)
-		}
-	}()
+	for _, id := range gone {
+		h.queuePresence(presenceJob{user: id, lookup: true})
+	}
 }
