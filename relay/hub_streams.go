@@ -51,7 +51,7 @@ func (h *Hub) register(userID string) (streamStart, error) {
 	}()
 	<-done
 	if berr != nil {
-		h.brokerError("acquire", berr)
+		h.leaseError("acquire", berr)
 	} else if !g.OK {
 		h.m.rejected.WithLabelValues("user_cap").Inc()
 		return streamStart{}, errTooMany
@@ -123,9 +123,16 @@ func (h *Hub) releaseLease(userID, lease string, roomTTL time.Duration) (last bo
 	defer cancel()
 	last, err = h.b.ReleaseStream(ctx, userID, lease, roomTTL)
 	if err != nil {
-		h.brokerError("release", err)
+		h.leaseError("release", err)
 	}
 	return last, err
+}
+
+// leaseError counts a failed lease call. It logs at debug level only: with the broker down every connect and
+// close fails one, and the outage is already logged (and reported by Ready).
+func (h *Hub) leaseError(op string, err error) {
+	h.m.brokerErrors.WithLabelValues(op).Inc()
+	h.log.Debug("relay: broker call failed", "op", op, "err", err)
 }
 
 // unregister removes s and gives its lease back; when it was the user's last stream here, the user's local state
