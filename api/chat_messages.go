@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -82,16 +83,17 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sent, err := s.supa.As(id.Token).SendMessage(ctx, supa.NewMessage{ConversationID: convID, Contents: contents,
+	sent, err := s.storeMessage(ctx, id.Token, supa.NewMessage{ConversationID: convID, Contents: contents,
 		ContentType: contentType, HasAttachments: hasAttachments, ReplyToID: replyTo})
 	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: map[error]answer{
+		s.failSend(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: withSendFailures(map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Not authorized to send messages in this conversation"},
 			supa.ErrNoRecipients:           {http.StatusBadRequest, "No recipient is an active participant of this conversation"},
 			supa.ErrReplyNotInConversation: {http.StatusBadRequest, "reply_to_id must be a message of this conversation"},
-		}})
+		})})
 		return
 	}
+	ctx = context.WithoutCancel(ctx) // the message is stored: announce it even if the sender has left
 	row, members := sent.Message, sent.Participants
 	ev := relay.NewMessageEvent(row)
 	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {

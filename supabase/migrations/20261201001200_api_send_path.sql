@@ -137,10 +137,10 @@ begin
 end;
 $$;
 
--- api_resolve_send: what became of the caller's send of p_message_id with deadline p_not_after. Waits (at most
--- 15 s) until the deadline has passed on the database's clock and no transaction holds the send's lock; then the
--- send has committed (the answer is what api_send_message answered, with the current participants) or it never
--- will (null).
+-- api_resolve_send: what became of the caller's send of p_message_id with deadline p_not_after. A committed send
+-- is answered at once; otherwise it waits (at most 15 s) until the deadline has passed on the database's clock and
+-- no transaction holds the send's lock, and then the send has committed (the answer is what api_send_message
+-- answered, with the current participants) or it never will (null).
 create or replace function public.api_resolve_send(p_message_id uuid, p_not_after timestamptz)
 returns json
 language plpgsql
@@ -160,13 +160,17 @@ begin
   if v_wait > 15 then
     raise sqlstate 'PT400' using message = 'deadline_too_far';
   end if;
-  if v_wait > 0 then
-    perform pg_sleep(v_wait + 0.001);
-  end if;
-  perform pg_advisory_xact_lock(public.api_send_lock_key(p_message_id));
+  -- Committed already: no need to wait.
   select * into v_msg from public.messages where id = p_message_id and sender_id = v_me;
   if not found then
-    return null;
+    if v_wait > 0 then
+      perform pg_sleep(v_wait + 0.001);
+    end if;
+    perform pg_advisory_xact_lock(public.api_send_lock_key(p_message_id));
+    select * into v_msg from public.messages where id = p_message_id and sender_id = v_me;
+    if not found then
+      return null;
+    end if;
   end if;
   select array_agg(user_id) into v_members from public.conversation_participants
    where conversation_id = v_msg.conversation_id and left_at is null;
