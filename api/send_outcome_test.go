@@ -209,3 +209,27 @@ func TestSendUnknownOutcome(t *testing.T) {
 		}
 	})
 }
+
+// A send through suparelay keeps its per-member state in deliveries only (no legacy message_status rows); any other
+// insert into messages — the original Node server's, until cutover — still gets production's message_status rows.
+func TestSendWritesNoLegacyStatusRows(t *testing.T) {
+	testenv.SupabaseURL(t)
+	t.Parallel()
+	h := newHarness(t)
+	a, b, c := testenv.NewUser(t), testenv.NewUser(t), testenv.NewUser(t)
+	conv := newConv(t, h, "group", a, b, c)
+	m := sendText(t, h, a, conv, "hello", b, c)
+	for table, want := range map[string]int64{"message_recipients": 3, "deliveries": 2, "message_status": 0} {
+		if n := dbScalar[int64](t, `select count(*) from `+table+` where message_id = $1`, m["id"]); n != want {
+			t.Errorf("%s: %d rows for a suparelay send, want %d", table, n, want)
+		}
+	}
+	var legacy string
+	if err := testenv.DB(t).QueryRow(t.Context(), `insert into messages (conversation_id, sender_id, encrypted_content)
+		values ($1, $2, ''::bytea) returning id::text`, conv, a.ID).Scan(&legacy); err != nil {
+		t.Fatal(err)
+	}
+	if n := dbScalar[int64](t, `select count(*) from message_status where message_id = $1`, legacy); n != 2 {
+		t.Errorf("message_status: %d rows for the original's kind of insert, want 2", n)
+	}
+}
