@@ -4,8 +4,9 @@
 #   DATABASE_URL=postgres://postgres@…/db bench/sendcost/run.sh [runs] [sends] [bytes]
 #
 # Needs a superuser connection to a database with every migration applied (the test stack's). "before" is the
-# send path as the migrations up to 20261201001100 left it (api_send_message and the message_status trigger
-# function recreated from those files inside the rolled-back transaction); "after" is the database as it is.
+# send path as the migrations up to 20261201001100 left it (api_send_message, the message_status trigger function
+# and the three duplicate indexes recreated from those files inside the rolled-back transaction); "after" is the
+# database as it is.
 # Runs are interleaved (before, after, before, …) for 2- and 201-member rooms; the medians are printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +19,8 @@ trap 'rm -f "$prelude"' EXIT
   sed -n '/^drop function if exists public.api_send_message/,/^\$\$;/p' "$mig/20261201000900_api_rpcs.sql"
   echo 'grant execute on function public.api_send_message(uuid, jsonb, text, jsonb, uuid, text, boolean) to authenticated;'
   sed -n '/^create or replace function public.trigger_create_message_status/,/^\$\$;/p' "$mig/20261201000100_functions.sql"
+  grep -E '^create index if not exists (idx_message_recipients_lookup|idx_message_recipients_message_id|deliveries_message_idx) ' \
+    "$mig/20261201000000_baseline.sql"
 } >"$prelude"
 one() { # $1 members, $2 before|after → "mean-ms-per-send buffers-per-send"
   local extra=() out

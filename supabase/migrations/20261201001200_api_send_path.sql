@@ -19,7 +19,16 @@
 -- passed and the lock is free, so when it answers, the send has either committed (the answer is the send's) or can
 -- never commit (null). Old callers (no id, no deadline) behave as before.
 --
--- Idempotent: DROP IF EXISTS of the old signature, CREATE OR REPLACE of the rest.
+-- Every copy and delivery row also paid for indexes that duplicate the unique keys: production's
+-- idx_message_recipients_lookup is message_recipients' unique (message_id, recipient_user_id) key again,
+-- idx_message_recipients_message_id and deliveries_message_idx are its first column (and deliveries' primary key's).
+-- Every lookup they served the unique keys serve, so they go.
+--
+-- Idempotent: DROP IF EXISTS of the old signature and the indexes, CREATE OR REPLACE of the rest.
+
+drop index if exists public.idx_message_recipients_lookup;
+drop index if exists public.idx_message_recipients_message_id;
+drop index if exists public.deliveries_message_idx;
 
 -- Legacy receipts: one 'delivered' message_status row per active participant other than the sender, as production
 -- wrote them, unless the insert comes from api_send_message (suparelay.send_keeps_deliveries = 'on').
