@@ -43,6 +43,7 @@ type sendRequest struct {
 
 // POST /api/messages/send (routes.md §6.2): stores one message with a ciphertext copy per recipient and its
 // deliveries, atomically (one RPC), then announces it to the room, the sender's own streams included (sse.md §4).
+// A send whose outcome went unheard is resolved before it is answered (storeMessage, send_outcome.go).
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
