@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
 # run.sh — one send's database time before and after 20261201001200_api_send_path.sql, side by side.
 #
-#   DATABASE_URL=postgres://postgres@…/db bench/sendcost/run.sh [runs] [sends] [bytes]
+#   DATABASE_URL=postgres://postgres@…/db SUPARELAY_TEST_TEMPLATE_DB=suparelay_base bench/sendcost/run.sh [runs] [sends] [bytes]
 #
-# Needs a superuser connection to a database with every migration applied (the test stack's). "before" is the
-# send path as the migrations up to 20261201001100 left it (api_send_message, the message_status trigger function
-# and the three duplicate indexes recreated from those files inside the rolled-back transaction); "after" is the
-# database as it is.
-# Runs are interleaved (before, after, before, …) for 2- and 201-member rooms; the medians are printed.
+# Needs a superuser connection to a stack's PostgreSQL and its template database (Auth's and Storage's schemas,
+# none of ours). It creates two private databases from the template — "before": every migration of
+# supabase/migrations up to the one above; "after": all of them — so that nothing shared is locked or changed,
+# runs bench/sendcost/sendcost.sql on each in turn (before, after, before, …) for 2- and 201-member rooms, prints
+# the medians (and minima) of the mean time per send and the buffer pages one send touches, and drops both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5} sends=${2:-100} bytes=${3:-300}
-mig=supabase/migrations
-prelude=$(mktemp)
-trap 'rm -f "$prelude"' EXIT
-{
-  echo 'drop function if exists public.api_send_message(uuid, jsonb, text, jsonb, uuid, text, boolean, uuid, timestamptz);'
-  sed -n '/^drop function if exists public.api_send_message/,/^\$\$;/p' "$mig/20261201000900_api_rpcs.sql"
-  echo 'grant execute on function public.api_send_message(uuid, jsonb, text, jsonb, uuid, text, boolean) to authenticated;'
-  sed -n '/^create or replace function public.trigger_create_message_status/,/^\$\$;/p' "$mig/20261201000100_functions.sql"
-  grep -E '^create index if not exists (idx_message_recipients_lookup|idx_message_recipients_message_id|deliveries_message_idx) ' \
-    "$mig/20261201000000_baseline.sql"
-} >"$prelude"
-one() { # $1 members, $2 before|after → "mean-ms-per-send buffers-per-send"
-  local extra=() out
-  [[ $2 == before ]] && extra=(-v "prelude=$prelude")
-  out=$(psql "$DATABASE_URL" -q -X -v members="$1" -v sends="$sends" -v bytes="$bytes" -v plans=0 "${extra[@]}" \
+template=${SUPARELAY_TEST_TEMPLATE_DB:-suparelay_base}
+change=20261201001200_api_send_path.sql
+dbs=(sendcost_before_$$ sendcost_after_$$)
+url_of() { sed -E "s#/[^/?]+(\?|$)#/$1\1#" <<<"$DATABASE_URL"; }
+cleanup() { for d in "${dbs[@]}"; do psql "$DATABASE_URL" -qX -c "drop database if exists $d with (force)" >/dev/null 2>&1 || true; done; }
+trap cleanup EXIT
+for d in "${dbs[@]}"; do
+  psql "$DATABASE_URL" -qX -v ON_ERROR_STOP=1 -c "create database $d template $template" >/dev/null
+  for f in supabase/migrations/*.sql; do
+    [[ $d == sendcost_before_* && $(basename "$f") > "$change" ]] && continue
+    [[ $d == sendcost_before_* && $(basename "$f") == "$change" ]] && continue
+    psql "$(url_of "$d")" -qX -1 -v ON_ERROR_STOP=1 -f "$f" >/dev/null 2>&1 || { echo "migration $f failed on $d" >&2; exit 1; }
+  done
+done
+# The cutover migrations sort last; "before" gets them too, so that both are in the production configuration.
+for f in supabase/migrations/*_cutover_*.sql; do
+  psql "$(url_of "${dbs[0]}")" -qX -1 -v ON_ERROR_STOP=1 -f "$f" >/dev/null 2>&1
+done
+one() { # $1 members, $2 database → "mean-ms-per-send buffers-per-send"
+  local out
+  out=$(psql "$(url_of "$2")" -q -X -v members="$1" -v sends="$sends" -v bytes="$bytes" -v plans=0 \
     -f bench/sendcost/sendcost.sql 2>&1)
   echo "$(sed -n 's/.*mean_ms_per_send=\([0-9.]*\).*/\1/p' <<<"$out") $(sed -n 's/.*shared_buffers_per_send=\([0-9]*\).*/\1/p' <<<"$out")"
 }
@@ -33,8 +39,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 for m in 2 201; do
   b=() a=() bb='' ab=''
   for ((i = 0; i < runs; i++)); do
-    read -r t bb < <(one "$m" before); b+=("$t")
-    read -r t ab < <(one "$m" after); a+=("$t")
+    read -r t bb < <(one "$m" "${dbs[0]}"); b+=("$t")
+    read -r t ab < <(one "$m" "${dbs[1]}"); a+=("$t")
   done
   mb=$(printf '%s\n' "${b[@]}" | median) ma=$(printf '%s\n' "${a[@]}" | median)
   nb=$(printf '%s\n' "${b[@]}" | sort -n | head -1) na=$(printf '%s\n' "${a[@]}" | sort -n | head -1)

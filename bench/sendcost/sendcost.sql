@@ -2,9 +2,7 @@
 --
 -- Run with psql as a superuser against a database carrying our migrations (bench/sendcost/run.sh does it):
 --   psql "$DATABASE_URL" -v members=201 -v sends=200 -v bytes=300 -v plans=0 -f bench/sendcost/sendcost.sql
--- Everything happens inside one transaction that is rolled back: the database is left as it was. -v prelude=FILE
--- runs FILE first, inside that transaction (run.sh uses it to measure the send path as it was before
--- 20261201001200_api_send_path.sql).
+-- Everything happens inside one transaction that is rolled back: the database is left as it was.
 -- Measures, as the authenticated role with the sender's JWT claims (as PostgREST runs the RPC):
 --   * the mean wall time of :sends sends in a row (clock_timestamp around a loop; PostgREST's own work excluded);
 --   * with plans=1, auto_explain's plans (ANALYZE, BUFFERS) of every statement inside one send, triggers included,
@@ -13,9 +11,6 @@
 \set ON_ERROR_STOP on
 \pset pager off
 begin;
-\if :{?prelude}
-\i :prelude
-\endif
 create temp table sc_users as
   select gen_random_uuid() as auth_id, g as n from generate_series(1, :members) g;
 insert into public.users (phone_number, username, display_name, auth_user_id)
