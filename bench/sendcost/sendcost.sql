@@ -33,7 +33,10 @@ select (select count(*) from public.conversation_participants p join sc_room r o
          where p.left_at is null) as members,
        (select auth_id from sc_users where n = 1) as sender_auth \gset
 select set_config('request.jwt.claims', json_build_object('sub', :'sender_auth', 'role', 'authenticated')::text, true) \gset
-select set_config('sc.sends', :'sends', true), set_config('sc.members', :'members', true) \gset
+-- Where api_send_message takes the server's message id and commit deadline (as suparelay always passes them now),
+-- the sends pass them too: the advisory lock and the deadline check are part of the cost.
+select set_config('sc.sends', :'sends', true), set_config('sc.members', :'members', true),
+       set_config('sc.withid', (select count(*) from pg_proc where proname = 'api_resolve_send')::text, true) \gset
 set local role authenticated;
 -- warm-up
 select count(*) from (select public.api_send_message((select id from sc_room), (select contents from sc_body))
@@ -44,7 +47,12 @@ declare
   n int := current_setting('sc.sends')::int;
 begin
   for i in 1..n loop
-    perform public.api_send_message((select id from sc_room), (select contents from sc_body));
+    if current_setting('sc.withid') = '1' then
+      perform public.api_send_message((select id from sc_room), (select contents from sc_body),
+                                      p_message_id => gen_random_uuid(), p_not_after => clock_timestamp() + interval '8 s');
+    else
+      perform public.api_send_message((select id from sc_room), (select contents from sc_body));
+    end if;
   end loop;
   raise notice 'members=% sends=% mean_ms_per_send=%', current_setting('sc.members'), n,
     round((extract(epoch from clock_timestamp() - t0) * 1000 / n)::numeric, 3);
@@ -57,7 +65,9 @@ do $$
 declare
   plan json;
 begin
-  execute 'explain (analyze, buffers, format json) select public.api_send_message((select id from sc_room), (select contents from sc_body))'
+  execute 'explain (analyze, buffers, format json) select public.api_send_message((select id from sc_room), (select contents from sc_body)'
+          || case when current_setting('sc.withid') = '1'
+                  then ', p_message_id => gen_random_uuid(), p_not_after => clock_timestamp() + interval ''8 s'')' else ')' end
     into plan;
   raise notice 'members=% shared_buffers_per_send=%', current_setting('sc.members'), plan -> 0 -> 'Plan' ->> 'Shared Hit Blocks';
 end
@@ -70,6 +80,33 @@ select 'rows per send' as what,
          join sc_room r on r.id = m.conversation_id) / (select count(*) from public.messages m join sc_room r on r.id = m.conversation_id) as deliveries,
        (select count(*) from public.message_status ms join public.messages m on m.id = ms.message_id
          join sc_room r on r.id = m.conversation_id) / (select count(*) from public.messages m join sc_room r on r.id = m.conversation_id) as message_status;
+\if :{?orig}
+-- The original Node server's send path on the same database, for comparison (-v orig=1; run as the superuser so
+-- that the loop can switch roles): the message insert under the sender's row-level security (its user-token
+-- insert), then fn_create_message_recipients as a privileged caller (its service-role call); the message_status
+-- trigger fires as in production. update_user_activity, which it also called, is left out.
+set local role authenticated;
+select count(*) from (select 1 from generate_series(1, 1)) w;
+reset role;
+do $$
+declare
+  t0 timestamptz := clock_timestamp();
+  n int := current_setting('sc.sends')::int;
+  v uuid;
+begin
+  for i in 1..n loop
+    execute 'set local role authenticated';
+    insert into public.messages (conversation_id, sender_id, message_type, encrypted_content, metadata)
+    values ((select id from sc_room), public.current_user_internal_id(), 'text', ''::bytea, '{}'::jsonb)
+    returning id into v;
+    execute 'reset role';
+    perform public.fn_create_message_recipients(v, (select contents from sc_body));
+  end loop;
+  raise notice 'members=% sends=% original_mean_ms_per_send=%', current_setting('sc.members'), n,
+    round((extract(epoch from clock_timestamp() - t0) * 1000 / n)::numeric, 3);
+end
+$$;
+\endif
 \if :plans
 load 'auto_explain';
 set local auto_explain.log_min_duration = 0;
