@@ -83,8 +83,14 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	announce := func(ctx context.Context, sent supa.SentMessage) {
+		ev := relay.NewMessageEvent(sent.Message)
+		if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: sent.Participants}); err != nil {
+			s.log.WarnContext(ctx, "chat/messages: publish failed", "err", err)
+		}
+	}
 	sent, err := s.storeMessage(ctx, id.Token, supa.NewMessage{ConversationID: convID, Contents: contents,
-		ContentType: contentType, HasAttachments: hasAttachments, ReplyToID: replyTo})
+		ContentType: contentType, HasAttachments: hasAttachments, ReplyToID: replyTo}, announce)
 	if err != nil {
 		s.failSend(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: withSendFailures(map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Not authorized to send messages in this conversation"},
@@ -93,14 +99,9 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		})})
 		return
 	}
-	ctx = context.WithoutCancel(ctx) // the message is stored: announce it even if the sender has left
-	row, members := sent.Message, sent.Participants
-	ev := relay.NewMessageEvent(row)
-	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
-		s.log.WarnContext(ctx, "chat/messages: publish failed", "err", err)
-	}
+	announce(context.WithoutCancel(ctx), sent) // the message is stored: announce it even if the sender has left
 	var m map[string]json.RawMessage
-	_ = json.Unmarshal(row, &m)
+	_ = json.Unmarshal(sent.Message, &m)
 	out := map[string]json.RawMessage{}
 	for _, k := range []string{"id", "conversation_id", "sender_id", "content_type", "has_attachments", "created_at", "reply_to_id"} {
 		out[k] = m[k]

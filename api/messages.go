@@ -102,8 +102,16 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	announce := func(ctx context.Context, sent supa.SentMessage) {
+		row, members := sent.Message, sent.Participants
+		if err := s.hub.PublishToRoom(ctx, convID, relay.NewMessageEvent(row), relay.PublishOptions{Participants: members}); err != nil {
+			s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
+		}
+		s.touchActivity(id.Token, p.ID)
+		s.emitWebhooks(id.Token, "message.created", members, messageCreatedPayload(row))
+	}
 	sent, err := s.storeMessage(ctx, id.Token, supa.NewMessage{ConversationID: convID, Contents: contents,
-		MessageType: msgType, Metadata: metadata, ReplyToID: replyTo})
+		MessageType: msgType, Metadata: metadata, ReplyToID: replyTo}, announce)
 	if err != nil {
 		s.failSend(w, r, err, failures{internal: "Failed to send message", refusals: withSendFailures(map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Access denied to conversation"},
@@ -112,15 +120,8 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		})})
 		return
 	}
-	ctx = context.WithoutCancel(ctx) // the message is stored: announce it even if the sender has left
-	row, members := sent.Message, sent.Participants
-	ev := relay.NewMessageEvent(row)
-	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
-		s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
-	}
-	s.touchActivity(id.Token, p.ID)
-	s.emitWebhooks(id.Token, "message.created", members, messageCreatedPayload(row))
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": row})
+	announce(context.WithoutCancel(ctx), sent) // the message is stored: announce it even if the sender has left
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": sent.Message})
 }
 
 // rawFalsy reports whether a raw JSON value is absent or falsy in JavaScript's sense (null, false, 0, ""): the

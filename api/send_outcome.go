@@ -33,6 +33,8 @@ const (
 	resolveAttempts  = 3
 	resolveBudget    = 6 * time.Second // all attempts together, counted from the commit deadline
 	resolveRetryWait = 200 * time.Millisecond
+	// lateResolveBudget: how long an unresolved send is still resolved in the background after its answer.
+	lateResolveBudget = 2 * time.Minute
 )
 
 // sendFailures are the answers of the two outcomes that only storeMessage produces, for the send routes' failures.
@@ -43,11 +45,15 @@ var sendFailures = map[error]answer{
 
 // storeMessage sends m under token and settles an unheard outcome before returning: it returns the stored message,
 // a refusal of the database (supa.ErrNotParticipant, …), ErrOverloaded (nothing was sent), errSendNotStored or —
-// only when the database could not be asked within the resolution budget — errSendUnresolved.
+// only when the database could not be asked within the resolution budget — errSendUnresolved. In that last case
+// the resolution goes on in the background (lateResolveBudget) and announce is called if the message turns out
+// stored, so that the recipients (and the sender's other tabs) still get it; the caller announces every other
+// stored message itself.
 //
 // The send does not follow the request's cancellation: a browser that leaves mid-send must not leave a stored
 // message unannounced, so the call runs to its own deadline (the route's send timeout) and is announced as usual.
-func (s *Server) storeMessage(ctx context.Context, token string, m supa.NewMessage) (supa.SentMessage, error) {
+func (s *Server) storeMessage(ctx context.Context, token string, m supa.NewMessage,
+	announce func(context.Context, supa.SentMessage)) (supa.SentMessage, error) {
 	id, err := newUUID()
 	if err != nil {
 		return supa.SentMessage{}, err
@@ -81,7 +87,8 @@ func (s *Server) storeMessage(ctx context.Context, token string, m supa.NewMessa
 			return supa.SentMessage{}, errSendNotStored
 		}
 		if attempt >= resolveAttempts || resolveCtx.Err() != nil {
-			s.log.ErrorContext(ctx, "send: outcome still unknown", "message", id, "err", rerr)
+			s.log.ErrorContext(ctx, "send: outcome still unknown, resolving in the background", "message", id, "err", rerr)
+			s.resolveLate(rest, id, m.NotAfter, announce)
 			return supa.SentMessage{}, errSendUnresolved
 		}
 		select {
@@ -89,6 +96,34 @@ func (s *Server) storeMessage(ctx context.Context, token string, m supa.NewMessa
 		case <-time.After(resolveRetryWait * time.Duration(attempt)):
 		}
 	}
+}
+
+// resolveLate keeps asking what became of an unresolved send, in the background, for lateResolveBudget; a stored
+// message is then announced.
+func (s *Server) resolveLate(rest supa.Rest, id string, notAfter time.Time, announce func(context.Context, supa.SentMessage)) {
+	s.goBackground("late send resolution", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, lateResolveBudget)
+		defer cancel()
+		for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+			select {
+			case <-ctx.Done():
+				s.log.Error("send: outcome never resolved", "message", id)
+				return
+			case <-time.After(wait):
+			}
+			sent, found, err := rest.ResolveSend(ctx, id, notAfter)
+			switch {
+			case err != nil:
+				continue
+			case found:
+				s.log.Info("send: resolved late as stored; announcing it", "message", id)
+				announce(ctx, sent)
+			default:
+				s.log.Info("send: resolved late as not stored", "message", id)
+			}
+			return
+		}
+	})
 }
 
 // outcomeUnknown reports whether a failed send may have committed: no answer arrived (timeout, broken or refused

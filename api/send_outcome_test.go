@@ -36,7 +36,9 @@ type faultProxy struct {
 	fault  atomic.Int32
 	delay  time.Duration
 	fired  atomic.Bool
-	done   chan struct{} // closed when the faulted call has finished upstream (or was dropped)
+	// dropResolves: how many api_resolve_send calls to break before letting them through.
+	dropResolves atomic.Int32
+	done         chan struct{} // closed when the faulted call has finished upstream (or was dropped)
 }
 
 func newFaultProxy(t testing.TB, fault sendFault, delay time.Duration) *faultProxy {
@@ -53,6 +55,11 @@ func newFaultProxy(t testing.TB, fault sendFault, delay time.Duration) *faultPro
 }
 
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/rest/v1/rpc/api_resolve_send" && p.dropResolves.Add(-1) >= 0 {
+		p.t.Logf("proxy: dropping a resolution")
+		p.hangUp(w)
+		return
+	}
 	fault := sendFault(p.fault.Load())
 	if r.URL.Path != "/rest/v1/rpc/api_send_message" || fault == passThrough || !p.fired.CompareAndSwap(false, true) {
 		p.rp.ServeHTTP(w, r)
@@ -168,6 +175,29 @@ func TestSendUnknownOutcome(t *testing.T) {
 		}
 		if n := dbScalar[int64](t, `select count(*) from deliveries where message_id = $1`, m["id"]); n != 1 {
 			t.Fatalf("%d deliveries, want 1", n)
+		}
+	})
+
+	t.Run("answer lost and the database unreachable for a while: 504, then announced late", func(t *testing.T) {
+		t.Parallel()
+		h, p := outcomeHarness(t, dropAnswer, 0, send)
+		p.dropResolves.Store(3) // every resolution within the request fails
+		a, b := testenv.NewUser(t), testenv.NewUser(t)
+		conv := newConv(t, h, "group", a, b)
+		bs := h.openStream(b.Token(t, time.Hour))
+		r := h.do("POST", "/api/messages/send", a.Token(t, time.Hour), map[string]any{"conversationId": conv,
+			"encryptedContents": map[string]string{a.ID: `{"c":"a"}`, b.ID: `{"c":"b"}`}})
+		wantErr(t, r, http.StatusGatewayTimeout, "Message delivery could not be confirmed yet")
+		checkClean(t, r)
+		p.waitDone(t)
+		// The background resolution finds it stored and announces it.
+		ev := bs.expect("NEW_MESSAGE")
+		id, _ := ev.Data["message"].(map[string]any)["id"].(string)
+		if n := dbScalar[int64](t, `select count(*) from messages where id = $1 and conversation_id = $2`, id, conv); n != 1 {
+			t.Fatalf("NEW_MESSAGE for %s, which is not the stored message", id)
+		}
+		if n := countIn(t, conv); n != 1 {
+			t.Fatalf("%d messages stored, want 1", n)
 		}
 	})
 
