@@ -172,6 +172,10 @@ begin
   -- Committed already: no need to wait.
   select * into v_msg from public.messages where id = p_message_id and sender_id = v_me;
   if not found then
+    -- The id is someone else's message: the caller's send with it can never commit.
+    if exists (select 1 from public.messages where id = p_message_id) then
+      return null;
+    end if;
     if v_wait > 0 then
       perform pg_sleep(v_wait + 0.001);
     end if;
