@@ -18,6 +18,10 @@ import (
 // outcome asks the database what became of that id (api_resolve_send, which waits until the deadline has passed
 // and no transaction still holds the send): stored → the send succeeded; not stored → it never will be, and the
 // answer is a 503 the browser may retry.
+//
+// The deadline is this server's clock read by the database's: the two must agree to well within the send timeout
+// (NTP does; a database clock that runs ahead by more than the timeout makes every send a 503, never a lost
+// message).
 
 // Errors of storeMessage beyond supa's refusals.
 var (
