@@ -14,15 +14,18 @@ import (
 //
 //   - Read: GET/HEAD routes and the POST routes that only read (messages/load, conversations/load): one or two
 //     indexed queries, so an answer that takes longer will not come.
-//   - Send: message sends and every other write. A send's value is also its commit deadline: the database refuses
-//     to commit a send later (api_send_message p_not_after), which is what makes an unheard outcome resolvable
-//     (send_outcome.go).
+//   - Send: the two message sends. It is also a send's commit deadline: the database refuses to commit a send
+//     later (api_send_message p_not_after), which is what makes an unheard outcome resolvable (send_outcome.go);
+//     the default stays within the API roles' statement_timeout (8 s), past which PostgreSQL cancels anyway.
+//   - Write: every other write (settings, keys, conversation changes, account deletion), some of which make
+//     several calls or do CPU work (PIN hashing) inside the budget.
 //   - Upload: file and avatar uploads and file downloads, which move bytes through Storage.
 //
 // The event stream has none: it is long-lived by design and makes its Supabase calls with their own bounds.
 type UpstreamTimeouts struct {
 	Read   time.Duration // zero = DefaultReadTimeout
 	Send   time.Duration // zero = DefaultSendTimeout
+	Write  time.Duration // zero = DefaultWriteTimeout
 	Upload time.Duration // zero = DefaultUploadTimeout
 }
 
@@ -30,6 +33,7 @@ type UpstreamTimeouts struct {
 const (
 	DefaultReadTimeout   = 5 * time.Second
 	DefaultSendTimeout   = 8 * time.Second
+	DefaultWriteTimeout  = 10 * time.Second
 	DefaultUploadTimeout = 40 * time.Second
 )
 
@@ -40,14 +44,20 @@ func (t UpstreamTimeouts) withDefaults() UpstreamTimeouts {
 	if t.Send <= 0 {
 		t.Send = DefaultSendTimeout
 	}
+	if t.Write <= 0 {
+		t.Write = DefaultWriteTimeout
+	}
 	if t.Upload <= 0 {
 		t.Upload = DefaultUploadTimeout
 	}
 	return t
 }
 
-// readPOSTs are the POST routes that only read.
-var readPOSTs = map[string]bool{"/api/messages/load": true, "/api/conversations/load": true}
+// readPOSTs are the POST routes that only read; sendPOSTs the routes that send a message.
+var (
+	readPOSTs = map[string]bool{"/api/messages/load": true, "/api/conversations/load": true}
+	sendPOSTs = map[string]bool{"/api/messages/send": true, "/api/chat/messages": true}
+)
 
 // forRequest is the budget of the route r asks for.
 func (t UpstreamTimeouts) forRequest(r *http.Request) time.Duration {
@@ -57,8 +67,10 @@ func (t UpstreamTimeouts) forRequest(r *http.Request) time.Duration {
 		return t.Upload
 	case r.Method == http.MethodGet || r.Method == http.MethodHead || readPOSTs[p]:
 		return t.Read
+	case r.Method == http.MethodPost && sendPOSTs[p]:
+		return t.Send
 	}
-	return t.Send
+	return t.Write
 }
 
 // upstreamDeadline gives each request the context deadline of its route group.

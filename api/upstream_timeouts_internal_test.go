@@ -12,10 +12,11 @@ import (
 func TestUpstreamTimeoutsByRoute(t *testing.T) {
 	t.Parallel()
 	to := UpstreamTimeouts{}.withDefaults()
-	if to.Read != DefaultReadTimeout || to.Send != DefaultSendTimeout || to.Upload != DefaultUploadTimeout {
+	if to.Read != DefaultReadTimeout || to.Send != DefaultSendTimeout || to.Write != DefaultWriteTimeout ||
+		to.Upload != DefaultUploadTimeout {
 		t.Fatalf("defaults = %+v", to)
 	}
-	if !(to.Read < to.Send && to.Send < to.Upload) {
+	if !(to.Read < to.Send && to.Send <= to.Write && to.Write < to.Upload) {
 		t.Fatalf("budgets out of order: %+v", to)
 	}
 	cases := []struct {
@@ -28,8 +29,9 @@ func TestUpstreamTimeoutsByRoute(t *testing.T) {
 		{"POST", "/api/conversations/load", to.Read},
 		{"POST", "/api/messages/send", to.Send},
 		{"POST", "/api/chat/messages", to.Send},
-		{"PATCH", "/api/chat/messages", to.Send},
-		{"POST", "/api/conversations/delete", to.Send},
+		{"PATCH", "/api/chat/messages", to.Write},
+		{"POST", "/api/conversations/delete", to.Write},
+		{"POST", "/api/auth/backup-pin", to.Write},
 		{"POST", "/api/files/upload", to.Upload},
 		{"GET", "/api/files/0b7e4c1e-0000-4000-8000-000000000000", to.Upload},
 		{"POST", "/api/auth/upload-avatar", to.Upload},
