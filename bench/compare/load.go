@@ -213,6 +213,11 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	for i := range senders {
 		senders[i] = senderClient(i)
 	}
+	defer func() {
+		for _, c := range senders {
+			c.CloseIdleConnections()
+		}
+	}()
 	// Warm-up: one send, awaited at every stream (bounded): proves the joins took, and warms both servers' pools.
 	r.step(ctx, t, ss, senders, 0, 1, time.Second, nil)
 	res.WarmupReceipts = ss.rc.delivered[0].Load()
