@@ -170,11 +170,11 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	}
 	time.Sleep(time.Second)
 	res.RSSBeforeKiB = rssKiB(t.server.PID, t.server.Tree)
-	ss, ok, took, errs := connectAll(ctx, specs, r.o.dialConc)
+	ss, ok, took, errs := connectStreams(ctx, specs, r.o.dialConc, r.o.streamsPerProc)
 	defer ss.close()
 	res.Connected, res.ConnectSeconds = ok, took.Seconds()
 	res.ConnectRate = float64(ok) / took.Seconds()
-	res.ConnectRetries = ss.rc.retries.Load()
+	res.ConnectRetries = ss.report(0).Retries
 	for _, e := range errs {
 		res.ConnectErrors = append(res.ConnectErrors, e.Error())
 	}
@@ -220,11 +220,11 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 	}()
 	// Warm-up: one send, awaited at every stream (bounded): proves the joins took, and warms both servers' pools.
 	r.step(ctx, t, ss, senders, 0, 1, time.Second, nil)
-	res.WarmupReceipts = ss.rc.delivered[0].Load()
+	res.WarmupReceipts = ss.report(0).Delivered
 	logf("%s run %d: joined (%d failures), warm-up receipts %d/%d, RSS %d → %d KiB (%.1f KiB/stream)", t.name, run,
 		res.JoinFailures, res.WarmupReceipts, ok, res.RSSBeforeKiB, res.RSSAfterKiB, res.MemPerStreamKiB)
 
-	groups := append([]procGroup{t.server, {Name: "client", PID: selfPID()}}, r.shared...)
+	groups := append([]procGroup{t.server, {Name: "client", PID: selfPID(), Also: ss.pids()}}, r.shared...)
 	for i, rate := range r.o.rates {
 		if i+1 >= maxStepSlots {
 			break
@@ -239,14 +239,14 @@ func (r *runner) runServer(ctx context.Context, t target, run int, logf func(str
 			return res, ctx.Err()
 		}
 	}
-	res.Dropped = ss.rc.dropped.Load()
+	res.Dropped = ss.report(0).Dropped
 	return res, nil
 }
 
 // step offers sends at rate for dur, open loop: each send leaves on schedule whether or not earlier ones were
 // answered (at most o.maxInflight at once; beyond that a send is counted as capped, not sent). Then it waits,
 // bounded, for the answers and the receipts to come in, and charges the CPU each process used to the 2xx sends.
-func (r *runner) step(ctx context.Context, t target, ss *streamSet, senders []*http.Client, slot int, rate float64,
+func (r *runner) step(ctx context.Context, t target, ss streamPool, senders []*http.Client, slot int, rate float64,
 	dur time.Duration, groups []procGroup) stepResult {
 	sr := stepResult{Rate: rate, Failed: map[string]int{}, LoadStart: loadAvg()}
 	var sendLat hist
@@ -298,19 +298,20 @@ func (r *runner) step(ctx context.Context, t target, ss *streamSet, senders []*h
 	// Receipts: wait until none has arrived for a second, at most 30 s.
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
-		last := time.Unix(0, ss.rc.lastArrive.Load())
+		last := time.Unix(0, ss.report(slot).Last)
 		if time.Since(last) > time.Second {
 			break
 		}
 	}
 	after := sampleCPU(groups, r.hz)
 	sr.Seconds = time.Since(t0).Seconds()
-	sr.Deliveries = ss.rc.delivered[slot].Load()
-	if last := time.Unix(0, ss.rc.lastArrive.Load()); last.After(t0) {
+	rep := ss.report(slot)
+	sr.Deliveries = rep.Delivered
+	if last := time.Unix(0, rep.Last); last.After(t0) {
 		sr.DeliveriesPerSec = float64(sr.Deliveries) / last.Sub(t0).Seconds()
 	}
 	sr.SendLatency = sendLat.summary()
-	sr.Receipt = ss.rc.lat[slot].summary()
+	sr.Receipt = rep.latency()
 	sr.CPUms = map[string]float64{}
 	for _, g := range groups {
 		if sr.OK > 0 {

@@ -45,6 +45,7 @@ type options struct {
 	maxInflight    int
 	redis          bool
 	originalStack  bool
+	streamsPerProc int
 	servers        []string
 	outDir         string
 	svgPath        string
@@ -55,12 +56,13 @@ type options struct {
 // Bounds: one client process holds at most 20,000 open files (each stream is one), the room at most the send
 // route's 1,000 recipients.
 const (
-	maxStreams  = 15000
-	maxMembers  = 1000
-	maxRate     = 500.0
-	maxStep     = 2 * time.Minute
-	maxRuns     = 10
-	maxDeadline = 2 * time.Hour
+	maxStreams      = 15000 // per generator process
+	maxTotalStreams = 60000 // distinct loopback source addresses of srcIP
+	maxMembers      = 1000
+	maxRate         = 500.0
+	maxStep         = 2 * time.Minute
+	maxRuns         = 10
+	maxDeadline     = 2 * time.Hour
 )
 
 func parseRates(s string) ([]float64, error) {
@@ -99,12 +101,20 @@ func main() {
 	flag.IntVar(&o.dialConc, "dial-concurrency", 50, "streams being opened at once")
 	flag.IntVar(&o.maxInflight, "max-inflight", 200, "sends in flight at most (beyond: counted as not sent)")
 	flag.BoolVar(&o.originalStack, "original-stack", false, "measure the stack's own long-running original server instead of a fresh instance per run")
+	flag.IntVar(&o.streamsPerProc, "streams-per-process", 10000, "streams one generator process holds; more are spread over worker processes")
+	worker := flag.Bool("worker", false, "internal: a stream worker (reads its job on stdin)")
 	flag.BoolVar(&o.redis, "redis", true, "suparelay uses the stack's Redis (its production configuration)")
 	flag.StringVar(&o.outDir, "out", filepath.Join(root, "bench", "compare", "results"), "folder for results.json and table.md")
 	flag.StringVar(&o.svgPath, "svg", filepath.Join(root, "bench", "compare", "latency.svg"), "the chart")
 	flag.Float64Var(&o.cpuRate, "cpu-rate", 0, "the rate whose CPU per send the table shows (default: the middle rate)")
 	flag.DurationVar(&o.deadline, "deadline", 30*time.Minute, "the whole invocation ends by then")
 	flag.Parse()
+	if *worker {
+		if err := runWorker(); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if o.rates, err = parseRates(*rates); err != nil {
 		fatal(err)
 	}
@@ -127,8 +137,10 @@ func main() {
 		fatal(errors.New("-stream-users: 1 to -members"))
 	case o.streamsPerUser < 1 || o.streamsPerUser > 10:
 		fatal(errors.New("-streams-per-user: 1 to 10 (suparelay's default per-user limit)"))
-	case o.streamUsers*o.streamsPerUser > maxStreams:
-		fatal(fmt.Errorf("at most %d streams in one client process (20,000 open files)", maxStreams))
+	case o.streamsPerProc < 1 || o.streamsPerProc > maxStreams:
+		fatal(fmt.Errorf("-streams-per-process: 1 to %d (20,000 open files per process)", maxStreams))
+	case o.streamUsers*o.streamsPerUser > maxTotalStreams:
+		fatal(fmt.Errorf("at most %d streams", maxTotalStreams))
 	case o.stepDuration < time.Second || o.stepDuration > maxStep:
 		fatal(fmt.Errorf("-step: 1s to %v", maxStep))
 	case o.runs < 1 || o.runs > maxRuns:

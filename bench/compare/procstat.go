@@ -17,6 +17,7 @@ type procGroup struct {
 	Name string
 	PID  int
 	Tree bool
+	Also []int // more processes of the group, each alone (the generator's workers)
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
@@ -103,11 +104,17 @@ func descendants(snap map[int]procStat, root int) []int {
 
 // cpuTicks is the CPU a group has used so far, in clock ticks.
 func cpuTicks(snap map[int]procStat, g procGroup) uint64 {
+	var total uint64
+	for _, p := range g.Also {
+		if s, ok := snap[p]; ok {
+			total += s.utime + s.stime
+		}
+	}
 	root, ok := snap[g.PID]
 	if !ok {
-		return 0
+		return total
 	}
-	total := root.utime + root.stime
+	total += root.utime + root.stime
 	if g.Tree {
 		total += root.cutime + root.cstime
 		for _, d := range descendants(snap, g.PID) {

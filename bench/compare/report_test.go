@@ -192,3 +192,28 @@ func TestCookieNameAndLoopback(t *testing.T) {
 		t.Errorf("parseRates = %v %v", r, err)
 	}
 }
+
+func TestPoolReportMerge(t *testing.T) {
+	var a, b receipts
+	for i := 1; i <= 50; i++ {
+		a.lat[2].add(time.Duration(i) * time.Millisecond)
+		b.lat[2].add(time.Duration(50+i) * time.Millisecond)
+	}
+	a.delivered[2].Store(50)
+	b.delivered[2].Store(50)
+	a.lastArrive.Store(10)
+	b.lastArrive.Store(20)
+	b.dropped.Store(1)
+	all := a.report(2)
+	all.merge(b.report(2))
+	if all.Delivered != 100 || all.Last != 20 || all.Dropped != 1 {
+		t.Errorf("merged %+v", all)
+	}
+	q := all.latency()
+	if q.N != 100 || q.P50 < 50 || q.P50 > 51.1 || q.P99 < 99 || q.P99 > 101.1 {
+		t.Errorf("merged latency %+v, want the two halves' union", q)
+	}
+	if r := a.report(3); r.Delivered != 0 || len(r.Buckets) != 0 {
+		t.Errorf("another step's report %+v", r)
+	}
+}
