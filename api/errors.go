@@ -147,6 +147,9 @@ type failures struct {
 	details  string
 }
 
+// overloadedText is the answer of a call the PostgREST gate shed (503, Retry-After: 1).
+const overloadedText = "Server busy, please try again"
+
 // fail answers err for a route; see failures.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failures) {
 	if s.clientGone(w, r, err) {
@@ -165,9 +168,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failu
 	status := http.StatusInternalServerError
 	switch kind := failureKind(err); {
 	case kind == supa.KindOverloaded:
-		// Shed before anything reached the database: a fast, honest "try again" (the browser retries).
-		status = http.StatusServiceUnavailable
+		// Shed before anything reached the database: a fast, honest "try again", with its own text (the route's
+		// 500 text would say something broke).
 		w.Header().Set("Retry-After", "1")
+		write(w, http.StatusServiceUnavailable, overloadedText)
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "shed: PostgREST slots full", slog.String("path", r.URL.Path))
+		return
 	case kind == supa.KindUnavailable:
 		status = http.StatusBadGateway
 	case kind == supa.KindTimeout:

@@ -33,6 +33,10 @@ func TestFailTable(t *testing.T) {
 		{"details at 500", errors.New("boom"), failures{internal: "x", fixed: true, details: "d"}, 500, `{"details":"d","error":"x"}`},
 		{"no details at 502", &supa.Error{Op: "rpc", Err: errors.New("refused")}, failures{internal: "x", fixed: true, details: "d"},
 			502, `{"error":"x"}`},
+		{"shed by the gate", &supa.Error{Op: "rpc", Err: supa.ErrOverloaded}, failures{internal: "x", fixed: true},
+			503, `{"error":"` + overloadedText + `"}`},
+		{"shed, files body", &supa.Error{Op: "rpc", Err: supa.ErrOverloaded}, failures{internal: "x", files: true},
+			503, `{"error":"` + overloadedText + `","message":"` + overloadedText + `"}`},
 		{"refusal before details", supa.ErrDeleteReturnedEmpty, failures{internal: "x", fixed: true, details: "d",
 			refusals: map[error]answer{supa.ErrDeleteReturnedEmpty: {500, "empty"}}}, 500, `{"error":"empty"}`},
 	} {

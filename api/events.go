@@ -17,7 +17,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
-	p, err := s.profileOf(r.Context(), id)
+	// A refused stream costs the browser one of its five manual retries (frontend.md §2): its one-row profile
+	// lookup waits for a PostgREST slot for as long as a read may take, rather than being shed after the short wait.
+	p, err := s.profileOf(supa.WithGateWait(r.Context(), s.timeouts.Read), id)
 	if errors.Is(err, supa.ErrNoProfile) {
 		writeError(w, http.StatusNotFound, "User not found")
 		return

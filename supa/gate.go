@@ -30,7 +30,18 @@ func newGate(max int, wait time.Duration) *gate {
 	return &gate{slots: make(chan struct{}, max), wait: wait}
 }
 
-// enter takes a slot, waiting at most g.wait (and never past ctx); it returns ErrOverloaded when none freed up.
+// gateWaitKey carries a call's own patience for a slot (WithGateWait).
+type gateWaitKey struct{}
+
+// WithGateWait lets the calls made with ctx wait up to d for a slot instead of the client's QueueWait. For calls
+// whose refusal costs the user more than a short wait: the event stream's profile lookup, because a browser whose
+// EventSource gets a non-200 answer stops retrying after five attempts (frontend.md §2).
+func WithGateWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, gateWaitKey{}, d)
+}
+
+// enter takes a slot, waiting at most g.wait (or the ctx's WithGateWait, and never past ctx); it returns
+// ErrOverloaded when none freed up.
 func (g *gate) enter(ctx context.Context) error {
 	if g == nil {
 		return nil
@@ -40,13 +51,17 @@ func (g *gate) enter(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if g.wait <= 0 {
+	wait := g.wait
+	if d, ok := ctx.Value(gateWaitKey{}).(time.Duration); ok {
+		wait = d
+	}
+	if wait <= 0 {
 		g.shed.Add(1)
 		return ErrOverloaded
 	}
 	g.queued.Add(1)
 	defer g.queued.Add(-1)
-	t := time.NewTimer(g.wait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case g.slots <- struct{}{}:

@@ -108,3 +108,18 @@ func TestObserveNamesTheUpstream(t *testing.T) {
 		t.Fatalf("calls %+v", calls)
 	}
 }
+
+// TestGateWaitPerCall: a call made with WithGateWait waits that long for a slot instead of the client's QueueWait.
+func TestGateWaitPerCall(t *testing.T) {
+	g := newGate(1, time.Millisecond)
+	if err := g.enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(50 * time.Millisecond); g.leave() }()
+	if err := g.enter(WithGateWait(context.Background(), 5*time.Second)); err != nil {
+		t.Fatalf("patient call: %v", err)
+	}
+	if err := g.enter(context.Background()); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("impatient call: %v, want ErrOverloaded", err)
+	}
+}
