@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -36,9 +38,9 @@ type child struct {
 	keepAlive bool
 	timeout   time.Duration
 
-	connected, failed, idleOpen, dropped atomic.Int64
-	delivered                            atomic.Uint64
-	lat                                  hist
+	connected, failed, idleOpen, dropped, retries atomic.Int64
+	delivered                                     atomic.Uint64
+	lat                                           hist
 }
 
 func runChild(ctx context.Context, c *child, from, to, conc int) error {
@@ -67,8 +69,8 @@ func runChild(ctx context.Context, c *child, from, to, conc int) error {
 	for range conc { // every stream is up (or failed) once all slots are free again
 		sem <- struct{}{}
 	}
-	fmt.Printf("READY connected=%d failed=%d idle=%d secs=%.1f\n", c.connected.Load(), c.failed.Load(),
-		c.idleOpen.Load(), time.Since(t0).Seconds())
+	fmt.Printf("READY connected=%d failed=%d retries=%d idle=%d secs=%.1f\n", c.connected.Load(), c.failed.Load(),
+		c.retries.Load(), c.idleOpen.Load(), time.Since(t0).Seconds())
 	_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes our stdin at the end of the run
 	n, q := c.lat.quantiles(0.5, 0.99, 1)
 	fmt.Printf("DONE connected=%d failed=%d idle=%d dropped=%d delivered=%d latency_n=%d p50=%v p99=%v max=%v\n",
@@ -85,6 +87,29 @@ func (c *child) dial(ctx context.Context, i int) (net.Conn, error) {
 // stream runs user i's SSE connection until ctx ends; ready is called once CONNECTED arrived and the join is done
 // (or failed).
 func (c *child) stream(ctx context.Context, i int, ready func()) error {
+	// A 503 (the server's PostgREST gate shedding a burst of connects) is retried after its Retry-After, up to 20
+	// times, as EventSource reconnects; every retry is counted.
+	for attempt := 0; ; attempt++ {
+		err := c.streamOnce(ctx, i, ready)
+		var busy errBusy
+		if !errors.As(err, &busy) || attempt == 20 {
+			return err
+		}
+		c.retries.Add(1)
+		select {
+		case <-time.After(time.Duration(busy) + time.Duration(mrand.IntN(1000))*time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// errBusy is a 503 with its Retry-After.
+type errBusy time.Duration
+
+func (e errBusy) Error() string { return "503 (retry after " + time.Duration(e).String() + ")" }
+
+func (c *child) streamOnce(ctx context.Context, i int, ready func()) error {
 	u := c.s.Users[i]
 	conn, err := c.dial(ctx, i)
 	if err != nil {
@@ -100,6 +125,10 @@ func (c *child) stream(ctx context.Context, i int, ready func()) error {
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		return err
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return errBusy(time.Duration(max(secs, 1)) * time.Second)
 	}
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))

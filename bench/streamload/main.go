@@ -44,7 +44,7 @@ func main() {
 		roomSize  = flag.Int("room-size", 100, "users per group conversation")
 		procs     = flag.Int("procs", 0, "client processes (0: enough for ≤ 9,000 streams each)")
 		srcIPs    = flag.Int("srcips", 16, "source addresses 127.0.0.2..")
-		conc      = flag.Int("dial-concurrency", 100, "streams being set up at once (per process)")
+		conc      = flag.Int("dial-concurrency", 32, "streams being set up at once (per process)")
 		keepAlive = flag.Bool("keepalive", true, "keep each join request's connection open and idle")
 		rate      = flag.Float64("rate", 0, "sends/s through /api/messages/send after connecting (0: none)")
 		duration  = flag.Duration("duration", time.Minute, "send phase length (≤ 60m)")

@@ -40,7 +40,7 @@ func readState(ctx context.Context, pid int, pprofURL string, gc bool) (serverSt
 	if pprofURL == "" {
 		return s, nil
 	}
-	// debug=1 ends with the runtime.MemStats of the moment; gc=1 collects first.
+	// debug=1 ends with the runtime.MemStats of the moment ("# Stack = inuse / sys"); gc=1 collects first.
 	q := "?debug=1"
 	if gc {
 		q += "&gc=1"
@@ -50,7 +50,7 @@ func readState(ctx context.Context, pid int, pprofURL string, gc bool) (serverSt
 		return s, err
 	}
 	for _, line := range strings.Split(body, "\n") {
-		for name, dst := range map[string]*uint64{"# HeapInuse = ": &s.HeapInuse, "# StackInuse = ": &s.StackInuse, "# Sys = ": &s.Sys} {
+		for name, dst := range map[string]*uint64{"# HeapInuse = ": &s.HeapInuse, "# Stack = ": &s.StackInuse, "# Sys = ": &s.Sys} {
 			if v, ok := strings.CutPrefix(line, name); ok {
 				*dst, _ = strconv.ParseUint(strings.Fields(v)[0], 10, 64)
 			}
