@@ -52,6 +52,7 @@ func main() {
 		ctBytes   = flag.Int("ciphertext-bytes", 300, "bytes of each member's ciphertext in a send")
 		hold      = flag.Duration("hold", 0, "keep the streams open this long after connecting, before sending (≤ 10m)")
 		profDir   = flag.String("profiles", "", "save heap and goroutine profiles after connecting here")
+		settle    = flag.Duration("settle", 20*time.Second, "after connecting, wait this long (a GC every 2 s) before measuring")
 
 		childMode = flag.Bool("child", false, "internal: hold streams [from,to) of -setup")
 		setupFile = flag.String("setup", "", "internal: the setup file")
@@ -110,7 +111,7 @@ func main() {
 	p := parent{base: *base, pid: *pid, pprof: *pprofURL, ctBytes: *ctBytes}
 	if err := p.run(ctx, runOpts{dbURL: *dbURL, cookie: middleware.CookieNameFromURL(*publicURL), streams: *streams,
 		roomSize: *roomSize, procs: *procs, srcIPs: *srcIPs, conc: *conc, keepAlive: *keepAlive, rate: *rate,
-		duration: *duration, sample: *sample, hold: *hold, profDir: *profDir}); err != nil {
+		duration: *duration, sample: *sample, hold: *hold, profDir: *profDir, settle: *settle}); err != nil {
 		fail(err)
 	}
 }
@@ -121,12 +122,12 @@ func fail(err error) {
 }
 
 type runOpts struct {
-	dbURL, cookie, profDir   string
-	streams, roomSize, procs int
-	srcIPs, conc             int
-	keepAlive                bool
-	rate                     float64
-	duration, sample, hold   time.Duration
+	dbURL, cookie, profDir         string
+	streams, roomSize, procs       int
+	srcIPs, conc                   int
+	keepAlive                      bool
+	rate                           float64
+	duration, sample, hold, settle time.Duration
 }
 
 type parent struct {
@@ -218,17 +219,34 @@ func (p *parent) run(ctx context.Context, o runOpts) error {
 	connDur := time.Since(t1)
 	fmt.Printf("connected %d streams (+ joins) in %v: %.0f streams/s; loadavg %s\n", connected,
 		connDur.Round(time.Millisecond), float64(connected)/connDur.Seconds(), loadavg())
-	time.Sleep(5 * time.Second)
+	first, err := readState(ctx, p.pid, p.pprof, true)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("server right after connecting (one GC): %s\n", first)
+	// A server that has been up a while has run many GCs: idle goroutines' stacks have shrunk (each GC halves a
+	// stack using under a quarter of it) and the scavenger has returned some freed pages. Measure that state too.
+	for t := time.Now(); time.Since(t) < o.settle; {
+		time.Sleep(2 * time.Second)
+		if _, err := readState(ctx, p.pid, p.pprof, true); err != nil {
+			return err
+		}
+	}
 	after, err := readState(ctx, p.pid, p.pprof, true)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("server after: %s\n", after)
+	fmt.Printf("server after %v settling: %s\n", o.settle, after)
 	if n := float64(connected); n > 0 {
 		per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / n / 1024 }
-		fmt.Printf("memory per stream: RSS %.1f KiB; heap %.1f KiB, stacks %.1f KiB, Sys %.1f KiB; goroutines %.2f; fds %.2f\n",
-			per(base.RSS, after.RSS), per(base.HeapInuse, after.HeapInuse), per(base.StackInuse, after.StackInuse),
-			per(base.Sys, after.Sys), float64(after.Goroutines-base.Goroutines)/n, float64(after.FDs-base.FDs)/n)
+		for _, m := range []struct {
+			name string
+			st   serverState
+		}{{"right after connecting", first}, {"settled", after}} {
+			fmt.Printf("memory per stream (%s): RSS %.1f KiB; heap %.1f KiB, stacks %.1f KiB, Sys %.1f KiB; goroutines %.2f; fds %.2f\n",
+				m.name, per(base.RSS, m.st.RSS), per(base.HeapInuse, m.st.HeapInuse), per(base.StackInuse, m.st.StackInuse),
+				per(base.Sys, m.st.Sys), float64(m.st.Goroutines-base.Goroutines)/n, float64(m.st.FDs-base.FDs)/n)
+		}
 	}
 	if o.profDir != "" && p.pprof != "" {
 		for name, q := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1"} {
