@@ -219,9 +219,6 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	}
 	// Outermost, so the access log (inside api) names the same client as the rate limits: after TRUSTED_PROXIES.
 	handler = middleware.ResolveClientIP(cfg.TrustedProxies)(handler)
-	// Outermost of all: the keep-alive connection's goroutine never runs the chain, so an idle connection keeps a
-	// small stack (memory per stream, BENCHMARKS.md).
-	handler = middleware.ShallowConnStacks(log)(handler)
 	m.server = &http.Server{
 		Addr:    cfg.bindAddr(),
 		Handler: handler,
