@@ -199,6 +199,24 @@ func (c *child) streamOnce(ctx context.Context, i int, ready func()) error {
 // join posts /api/conversations/join for the user's room on a second connection and (with keepAlive) leaves that
 // connection open and idle until the server closes it (IdleTimeout) or the run ends.
 func (c *child) join(ctx context.Context, i int) error {
+	// A 503 (the PostgREST gate shedding a burst) is retried after its Retry-After, up to 20 times, as a measurement
+	// needs every stream joined; the frontend itself does not retry.
+	for attempt := 0; ; attempt++ {
+		err := c.joinOnce(ctx, i)
+		var busy errBusy
+		if !errors.As(err, &busy) || attempt == 20 {
+			return err
+		}
+		c.retries.Add(1)
+		select {
+		case <-time.After(time.Duration(busy) + time.Duration(mrand.IntN(1000))*time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (c *child) joinOnce(ctx context.Context, i int) error {
 	u := c.s.Users[i]
 	conn, err := c.dial(ctx, i+1)
 	if err != nil {
@@ -217,6 +235,11 @@ func (c *child) join(ctx context.Context, i int) error {
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		conn.Close()
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return errBusy(time.Duration(max(secs, 1)) * time.Second)
+	}
 	if resp.StatusCode != 200 {
 		conn.Close()
 		return fmt.Errorf("join: %s %s", resp.Status, b)
