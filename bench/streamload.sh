@@ -4,13 +4,14 @@
 # bench/streamload opens the streams with real cookies and joins, and sends through /api/messages/send.
 # Needs the test stack's env:  source .stack/orig/env; source .stack/test/env
 # Usage: bench/streamload.sh [streamload flags]   e.g. -streams 10000 -rate 5 -duration 30m -sample 1m
-# PORT (18080) and PPROF (16060) pick the server's loopback ports; SERVER_ENV adds VAR=value pairs to its env.
+# PORT (18080) and PPROF (16060) pick the server's loopback ports; SERVER_ENV adds VAR=value pairs to its env;
+# SERVER_BIN runs a suparelay built elsewhere (e.g. from another commit, for before/after).
 set -euo pipefail
 : "${SUPARELAY_TEST_SUPABASE_URL:?source the test stack env first}"
 PORT=${PORT:-18080}
 PPROF=${PPROF:-16060}
 BIN=$(mktemp -d)
-go build -o "$BIN/suparelay" ./cmd/suparelay
+if [ -n "${SERVER_BIN:-}" ]; then cp "$SERVER_BIN" "$BIN/suparelay"; else go build -o "$BIN/suparelay" ./cmd/suparelay; fi
 go build -o "$BIN/streamload" ./bench/streamload
 LOG=${LOG:-$BIN/suparelay.log}
 # A prefix of its own: the stack's Redis is shared with the tests.
