@@ -49,6 +49,7 @@ func main() {
 		rate      = flag.Float64("rate", 0, "sends/s through /api/messages/send after connecting (0: none)")
 		duration  = flag.Duration("duration", time.Minute, "send phase length (≤ 60m)")
 		sample    = flag.Duration("sample", time.Minute, "print the server's state this often during the send phase")
+		sampleGC  = flag.Bool("sample-gc", false, "collect garbage before each sample (live heap instead of heap in use)")
 		ctBytes   = flag.Int("ciphertext-bytes", 300, "bytes of each member's ciphertext in a send")
 		hold      = flag.Duration("hold", 0, "keep the streams open this long after connecting, before sending (≤ 10m)")
 		profDir   = flag.String("profiles", "", "save heap and goroutine profiles after connecting here")
@@ -111,7 +112,7 @@ func main() {
 	p := parent{base: *base, pid: *pid, pprof: *pprofURL, ctBytes: *ctBytes}
 	if err := p.run(ctx, runOpts{dbURL: *dbURL, cookie: middleware.CookieNameFromURL(*publicURL), streams: *streams,
 		roomSize: *roomSize, procs: *procs, srcIPs: *srcIPs, conc: *conc, keepAlive: *keepAlive, rate: *rate,
-		duration: *duration, sample: *sample, hold: *hold, profDir: *profDir, settle: *settle}); err != nil {
+		duration: *duration, sample: *sample, hold: *hold, profDir: *profDir, settle: *settle, sampleGC: *sampleGC}); err != nil {
 		fail(err)
 	}
 }
@@ -125,7 +126,7 @@ type runOpts struct {
 	dbURL, cookie, profDir         string
 	streams, roomSize, procs       int
 	srcIPs, conc                   int
-	keepAlive                      bool
+	keepAlive, sampleGC            bool
 	rate                           float64
 	duration, sample, hold, settle time.Duration
 }

@@ -11,6 +11,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,7 @@ func (p *parent) soak(ctx context.Context, o runOpts, start serverState) {
 	for time.Since(t0) < o.duration && ctx.Err() == nil {
 		select {
 		case <-tick.C:
-			st, err := readState(ctx, p.pid, p.pprof, false)
+			st, err := readState(ctx, p.pid, p.pprof, o.sampleGC)
 			if err != nil {
 				fmt.Printf("soak t=%v: %v\n", time.Since(t0).Round(time.Second), err)
 			}
@@ -75,6 +77,12 @@ func (p *parent) soak(ctx context.Context, o runOpts, start serverState) {
 	wg.Wait()
 	time.Sleep(3 * time.Second) // the last deliveries
 	end, _ := readState(ctx, p.pid, p.pprof, true)
+	if o.profDir != "" && p.pprof != "" {
+		// The end's heap next to the start's (saved after connecting): go tool pprof -diff_base shows what grew.
+		if body, err := get(ctx, p.pprof+"/debug/pprof/heap?gc=1"); err == nil {
+			_ = os.WriteFile(filepath.Join(o.profDir, "heap-end.pb.gz"), []byte(body), 0o644)
+		}
+	}
 	pct := func(a, b uint64) float64 { return 100 * (float64(b) - float64(a)) / float64(a) }
 	n, q := lat.quantiles(0.5, 0.95, 0.99, 1)
 	fmt.Printf("soak end after %v: sends ok=%d failed=%d (%.2f/s), deliveries expected=%d; send latency p50=%v p95=%v p99=%v max=%v (%d)\n",
