@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -82,23 +83,25 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sent, err := s.supa.As(id.Token).SendMessage(ctx, supa.NewMessage{ConversationID: convID, Contents: contents,
-		ContentType: contentType, HasAttachments: hasAttachments, ReplyToID: replyTo})
+	announce := func(ctx context.Context, sent supa.SentMessage) {
+		ev := relay.NewMessageEvent(sent.Message)
+		if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: sent.Participants}); err != nil {
+			s.log.WarnContext(ctx, "chat/messages: publish failed", "err", err)
+		}
+	}
+	sent, err := s.storeMessage(ctx, id.Token, supa.NewMessage{ConversationID: convID, Contents: contents,
+		ContentType: contentType, HasAttachments: hasAttachments, ReplyToID: replyTo}, announce)
 	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: map[error]answer{
+		s.failSend(w, r, err, failures{internal: "Failed to create message", fixed: true, refusals: withSendFailures(map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Not authorized to send messages in this conversation"},
 			supa.ErrNoRecipients:           {http.StatusBadRequest, "No recipient is an active participant of this conversation"},
 			supa.ErrReplyNotInConversation: {http.StatusBadRequest, "reply_to_id must be a message of this conversation"},
-		}})
+		})})
 		return
 	}
-	row, members := sent.Message, sent.Participants
-	ev := relay.NewMessageEvent(row)
-	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
-		s.log.WarnContext(ctx, "chat/messages: publish failed", "err", err)
-	}
+	announce(context.WithoutCancel(ctx), sent) // the message is stored: announce it even if the sender has left
 	var m map[string]json.RawMessage
-	_ = json.Unmarshal(row, &m)
+	_ = json.Unmarshal(sent.Message, &m)
 	out := map[string]json.RawMessage{}
 	for _, k := range []string{"id", "conversation_id", "sender_id", "content_type", "has_attachments", "created_at", "reply_to_id"} {
 		out[k] = m[k]

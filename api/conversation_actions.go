@@ -153,13 +153,8 @@ func (s *Server) deleteConversation(w http.ResponseWriter, r *http.Request) {
 // POST /api/chat/conversations/{id}/mark-read (routes.md §7.2): marks the caller's deliveries of the conversation
 // read and sends the other members a read receipt.
 func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Unauthorized")
+	id, convID, ok := s.conversationInPath(w, r)
 	if !ok {
-		return
-	}
-	convID := chi.URLParam(r, "id")
-	if !isUUID(convID) {
-		writeError(w, http.StatusBadRequest, "Invalid conversation id")
 		return
 	}
 	p, ok := s.requireProfile(w, r, id, "User not found")
@@ -186,13 +181,8 @@ func (s *Server) markRead(w http.ResponseWriter, r *http.Request) {
 // GET /api/chat/conversations/{id}/participants (routes.md §7.3): the active members with their profiles, for
 // active participants only; their user_id values become the keys of the browser's encryptedContents.
 func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Unauthorized")
+	id, convID, ok := s.conversationInPath(w, r)
 	if !ok {
-		return
-	}
-	convID := chi.URLParam(r, "id")
-	if !isUUID(convID) {
-		writeError(w, http.StatusBadRequest, "Invalid conversation id")
 		return
 	}
 	p, err := s.profileOf(r.Context(), id)
@@ -225,13 +215,8 @@ func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request) {
 // POST /api/chat/conversations/{id}/participants {user_ids} (routes.md §7.3; missing in the original): adds members
 // and sends each added user CONVERSATION_CREATED.
 func (s *Server) addParticipants(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.requireUser(w, r, "Unauthorized")
+	id, convID, ok := s.conversationInPath(w, r)
 	if !ok {
-		return
-	}
-	convID := chi.URLParam(r, "id")
-	if !isUUID(convID) {
-		writeError(w, http.StatusBadRequest, "Invalid conversation id")
 		return
 	}
 	var body struct {
@@ -289,4 +274,19 @@ func (s *Server) removeConversationObjects(ctx context.Context, id middleware.Id
 	if err != nil {
 		s.log.WarnContext(ctx, "delete: removing storage objects failed", "conversation", convID, "count", len(paths), "err", err)
 	}
+}
+
+// conversationInPath authenticates a /chat/conversations/{id}/… route and reads its {id}, answering 401 or 400
+// itself (routes.md §7.2–7.4); false means it has answered.
+func (s *Server) conversationInPath(w http.ResponseWriter, r *http.Request) (middleware.Identity, string, bool) {
+	id, ok := s.requireUser(w, r, "Unauthorized")
+	if !ok {
+		return id, "", false
+	}
+	convID := chi.URLParam(r, "id")
+	if !isUUID(convID) {
+		writeError(w, http.StatusBadRequest, "Invalid conversation id")
+		return id, "", false
+	}
+	return id, convID, true
 }

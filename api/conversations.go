@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/qryptchat/suparelay/middleware"
 	"github.com/qryptchat/suparelay/relay"
 	"github.com/qryptchat/suparelay/supa"
 )
@@ -145,21 +146,26 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if items, ok := s.sidebar(w, r, id); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"conversations": items})
+	}
+}
+
+// sidebar is the caller's conversation items for both list routes: none (not an error) when the caller has no
+// profile yet; false means it has answered a failure.
+func (s *Server) sidebar(w http.ResponseWriter, r *http.Request, id middleware.Identity) ([]conversationItem, bool) {
 	p, err := s.profileOf(r.Context(), id)
 	if errors.Is(err, supa.ErrNoProfile) {
-		writeJSON(w, http.StatusOK, map[string]any{"conversations": []any{}})
-		return
+		return []conversationItem{}, true
 	}
-	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
-		return
+	if err == nil {
+		var items []conversationItem
+		if items, err = s.conversationList(r.Context(), id.Token, p.ID); err == nil {
+			return items, true
+		}
 	}
-	items, err := s.conversationList(r.Context(), id.Token, p.ID)
-	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": items})
+	s.fail(w, r, err, failures{internal: "Failed to load conversations"})
+	return nil, false
 }
 
 // POST /api/conversations/load (routes.md §6.5): the items of GET /api/chat/conversations, with success.
@@ -172,21 +178,9 @@ func (s *Server) loadConversations(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &body) {
 		return
 	}
-	p, err := s.profileOf(r.Context(), id)
-	if errors.Is(err, supa.ErrNoProfile) {
-		writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversations": []any{}})
-		return
+	if items, ok := s.sidebar(w, r, id); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversations": items})
 	}
-	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
-		return
-	}
-	items, err := s.conversationList(r.Context(), id.Token, p.ID)
-	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to load conversations"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "conversations": items})
 }
 
 // ---- creating conversations ----

@@ -35,7 +35,7 @@ func (s *Server) fileRoutes(r chi.Router) {
 	}
 }
 
-// postOnly is the 405 of a POST-only path.
+// postOnly is the 405 of the POST-only files paths (routes.md §8): the original answered other methods so.
 func postOnly(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodPost)
 	methodNotAllowed(w, r)

@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// healthz says the process is alive; it checks nothing else.
+// GET /healthz (README, Configuration: endpoints besides /api): the process is alive; it checks nothing else.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz says whether this node can serve: PostgREST and Storage answer, signing keys are loaded, the event broker
+// GET /readyz (README, Configuration: endpoints besides /api): whether this node can serve: PostgREST and Storage answer, signing keys are loaded, the event broker
 // is healthy.
 // 503 with the reasons otherwise, so a load balancer keeps traffic away from a node that would only fail.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

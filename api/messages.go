@@ -43,6 +43,7 @@ type sendRequest struct {
 
 // POST /api/messages/send (routes.md §6.2): stores one message with a ciphertext copy per recipient and its
 // deliveries, atomically (one RPC), then announces it to the room, the sender's own streams included (sse.md §4).
+// A send whose outcome went unheard is resolved before it is answered (storeMessage, send_outcome.go).
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.requireUser(w, r, "Unauthorized")
 	if !ok {
@@ -101,24 +102,26 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sent, err := s.supa.As(id.Token).SendMessage(ctx, supa.NewMessage{ConversationID: convID, Contents: contents,
-		MessageType: msgType, Metadata: metadata, ReplyToID: replyTo})
+	announce := func(ctx context.Context, sent supa.SentMessage) {
+		row, members := sent.Message, sent.Participants
+		if err := s.hub.PublishToRoom(ctx, convID, relay.NewMessageEvent(row), relay.PublishOptions{Participants: members}); err != nil {
+			s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
+		}
+		s.touchActivity(id.Token, p.ID)
+		s.emitWebhooks(id.Token, "message.created", members, messageCreatedPayload(row))
+	}
+	sent, err := s.storeMessage(ctx, id.Token, supa.NewMessage{ConversationID: convID, Contents: contents,
+		MessageType: msgType, Metadata: metadata, ReplyToID: replyTo}, announce)
 	if err != nil {
-		s.fail(w, r, err, failures{internal: "Failed to send message", refusals: map[error]answer{
+		s.failSend(w, r, err, failures{internal: "Failed to send message", refusals: withSendFailures(map[error]answer{
 			supa.ErrNotParticipant:         {http.StatusForbidden, "Access denied to conversation"},
 			supa.ErrNoRecipients:           {http.StatusBadRequest, "No recipient is an active participant of this conversation"},
 			supa.ErrReplyNotInConversation: {http.StatusBadRequest, "replyToId must be a message of this conversation"},
-		}})
+		})})
 		return
 	}
-	row, members := sent.Message, sent.Participants
-	ev := relay.NewMessageEvent(row)
-	if err := s.hub.PublishToRoom(ctx, convID, ev, relay.PublishOptions{Participants: members}); err != nil {
-		s.log.WarnContext(ctx, "send: publish failed", "conversation", convID, "err", err)
-	}
-	s.touchActivity(id.Token, p.ID)
-	s.emitWebhooks(id.Token, "message.created", members, messageCreatedPayload(row))
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": row})
+	announce(context.WithoutCancel(ctx), sent) // the message is stored: announce it even if the sender has left
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": sent.Message})
 }
 
 // rawFalsy reports whether a raw JSON value is absent or falsy in JavaScript's sense (null, false, 0, ""): the

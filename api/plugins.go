@@ -18,7 +18,7 @@ func (s *Server) miscRoutes(r chi.Router) {
 	r.HandleFunc("/websocket", websocketGone)
 }
 
-// websocketGone answers the original's WebSocket locator: this server has no WebSocket; the event stream is SSE.
+// GET, POST /api/websocket (routes.md §9.8, the WebSocket locator): this server has no WebSocket; the event stream is SSE.
 func websocketGone(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found",
 		"message": "This server offers no WebSocket; real-time events are served as Server-Sent Events at /api/events"})

@@ -45,6 +45,7 @@ type Config struct {
 	ProfileCacheTTL   time.Duration                   // zero = DefaultProfileCacheTTL
 	Now               func() time.Time                // zero = time.Now
 	MessageLimits     MessageLimits                   // what one chat message may carry (message_limits.go); zero = defaults
+	UpstreamTimeouts  UpstreamTimeouts                // per-route-group Supabase budgets (upstream_timeouts.go); zero = defaults
 }
 
 // DefaultProfileCacheTTL is how long an auth uid → profile mapping is reused.
@@ -67,6 +68,7 @@ type Server struct {
 	limits    routeLimits
 	activity  activityTracker
 	msgLimits MessageLimits
+	timeouts  UpstreamTimeouts
 
 	webhooks    *webhooks.Deliverer
 	sms         notify.SMSSender
@@ -117,6 +119,7 @@ func New(cfg Config) *Server {
 	}
 	s.metrics = newHTTPMetrics(reg)
 	s.msgLimits = cfg.MessageLimits.withDefaults()
+	s.timeouts = cfg.UpstreamTimeouts.withDefaults()
 	return s
 }
 
@@ -159,7 +162,7 @@ func (s *Server) buildRoutes() *chi.Mux {
 		r.Get("/events", s.events)
 		r.Head("/events", s.eventsHead)
 		r.Group(func(r chi.Router) {
-			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...))
+			r.Use(middleware.CrossSiteFormGuard(s.appOrigins...), s.upstreamDeadline)
 			s.authRoutes(r)
 			s.conversationRoutes(r)
 			s.conversationActionRoutes(r)
@@ -180,10 +183,12 @@ func (s *Server) buildRoutes() *chi.Mux {
 	return r
 }
 
+// notFound is the JSON 404 of every unknown path, under /api and outside it (routes.md §2.1).
 func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "Not found")
 }
 
+// methodNotAllowed is the JSON 405 of a known path asked with a method it does not serve (routes.md §2.1).
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 }

@@ -68,7 +68,7 @@ func (c *faultCluster) start(name string) *faultNode {
 		logPath = filepath.Join(c.dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))
 	}
 	env := map[string]string{
-		"PORT": port, "SUPABASE_URL": testenv.SupabaseURL(c.t), "SUPABASE_ANON_KEY": os.Getenv("SUPABASE_ANON_KEY"),
+		"PORT": port, "LISTEN_ADDR": "127.0.0.1", "SUPABASE_URL": testenv.SupabaseURL(c.t), "SUPABASE_ANON_KEY": os.Getenv("SUPABASE_ANON_KEY"),
 		"SUPABASE_SERVICE_ROLE_KEY": os.Getenv("SUPABASE_SERVICE_ROLE_KEY"),
 		"SUPABASE_JWT_SECRET":       os.Getenv("SUPABASE_JWT_SECRET"), "REDIS_URL": testenv.RedisURL(c.t),
 		"EXPIRY_JOB_INTERVAL": "0", "RATE_LIMITS": "false", "LOG_FORMAT": "json", "LOG_LEVEL": "info",

@@ -267,7 +267,7 @@ func TestFrontend(t *testing.T) {
 	tmp := t.TempDir()
 	f.relayLog = filepath.Join(tmp, "suparelay.log")
 	stop := startSuparelay(t, tmp, f.relayLog, map[string]string{
-		"PORT": appURL.Port(), "SUPABASE_URL": supabase, "SUPABASE_PUBLIC_URL": app, "SUPABASE_ANON_KEY": anon,
+		"PORT": appURL.Port(), "LISTEN_ADDR": "127.0.0.1", "SUPABASE_URL": supabase, "SUPABASE_PUBLIC_URL": app, "SUPABASE_ANON_KEY": anon,
 		"SUPABASE_SERVICE_ROLE_KEY": service, "SUPABASE_JWT_SECRET": jwtSecret, "FRONTEND_URL": frontend,
 		"PROXY_SUPABASE": "true", "REDIS_URL": redis, "TRUSTED_PROXIES": "127.0.0.1", "EXPIRY_JOB_INTERVAL": "0",
 		"RATE_LIMITS": "true", "LOG_FORMAT": "json", "LOG_LEVEL": "info",

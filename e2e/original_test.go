@@ -63,20 +63,20 @@ func TestRollbackSafeUntilCutover(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeLoopbackAddr(t)
 	stop := startSuparelay(t, dir, filepath.Join(dir, "suparelay.log"), map[string]string{
-		"PORT": addr[strings.LastIndexByte(addr, ':')+1:], "SUPABASE_URL": gateway, "SUPABASE_ANON_KEY": devkeys.AnonKey(),
+		"LISTEN_ADDR": addr, "SUPABASE_URL": gateway, "SUPABASE_ANON_KEY": devkeys.AnonKey(),
 		"SUPABASE_SERVICE_ROLE_KEY": devkeys.ServiceRoleKey(), "SUPABASE_JWT_SECRET": devkeys.JWTSecret,
 		"REDIS_URL": redisURL, "EXPIRY_JOB_INTERVAL": "0", "RATE_LIMITS": "false", "FRONTEND_URL": "", "PROXY_SUPABASE": "false",
 	})
 	defer stop()
-	relay := "http://" + addr
-	waitReady(t, relay+"/readyz")
-	defer func() {
+	defer func() { // registered before waitReady, so that a server that never came up shows why
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "suparelay.log")); err == nil {
 				t.Logf("suparelay log:\n%s", tail(b, 4000))
 			}
 		}
 	}()
+	relay := "http://" + addr
+	waitReady(t, relay+"/readyz")
 
 	t.Run("before cutover: original server", func(t *testing.T) { coreFlows(t, ctx, db, orig, true) })
 	t.Run("before cutover: suparelay", func(t *testing.T) { coreFlows(t, ctx, db, relay, true) })

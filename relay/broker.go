@@ -17,6 +17,10 @@ import (
 //  2. Room membership: (room, user) pairs with the log offset at which the user joined, kept per user with a TTL
 //     (the grace period) that the Hubs holding streams for that user keep refreshing with Touch. Membership changes
 //     are announced to every node through HandleMembership.
+//  3. Stream leases: the cluster-wide count of each user's open streams, one lease per stream with a TTL that
+//     the owning node renews. A node that dies stops renewing, and its leases lapse; ExpireStreams then reports
+//     users whose last lease lapsed, once, to one caller. This is what makes the per-user stream cap and
+//     presence (online while the user has a stream on any node) cluster-wide.
 //
 // Delivery to the BrokerHandler is at-most-once and in log order, from one goroutine at a time. A broker that
 // notices a gap (a lost pub/sub message, a reconnect) fills it from its history before going on; when history
@@ -53,6 +57,21 @@ type Broker interface {
 	// Touch extends the membership lifetime of each user (that has any) to ttl from now.
 	Touch(ctx context.Context, users []string, ttl time.Duration) error
 
+	// AcquireStream adds lease (unique per stream) to user's open streams, unless user already holds max live
+	// leases (max ≤ 0: no cap). See StreamGrant.
+	AcquireStream(ctx context.Context, user, lease string, max int, ttl time.Duration) (StreamGrant, error)
+	// ReleaseStream removes lease and reports whether that left user with no live lease (the user's last stream
+	// in the cluster closed; lapsed leases of the user go too). roomTTL > 0 also does Touch(user, roomTTL), in
+	// the same round trip.
+	ReleaseStream(ctx context.Context, user, lease string, roomTTL time.Duration) (last bool, err error)
+	// RenewStreams sets every given lease (user → leases) to expire ttl from now, adding those that are missing
+	// (streams opened while the backend was down, or whose leases lapsed). It returns the users that held no
+	// lease at all before (they are online again).
+	RenewStreams(ctx context.Context, leases map[string][]string, ttl time.Duration) (revived []string, err error)
+	// ExpireStreams drops lapsed leases and returns the users (up to limit) left with none: each such user is
+	// returned once, to one caller, unless a lease of theirs is acquired or renewed again.
+	ExpireStreams(ctx context.Context, limit int) (gone []string, err error)
+
 	// Reset starts a new epoch: the log empties, positions of the old epoch can no longer be resumed, and every
 	// subscribed node (this one too) is told through HandleGap. A Hub calls it after events it could not publish,
 	// so that no client resumes across them as if nothing were missing.
@@ -70,6 +89,15 @@ type BrokerHandler interface {
 	// vanished or was trimmed while the subscription was down): no position before next may be resumed. next is
 	// the position the next delivered record follows.
 	HandleGap(next Position)
+}
+
+// StreamGrant is AcquireStream's answer.
+type StreamGrant struct {
+	OK bool // the lease was added; false: the user is at the cap (nothing changed)
+	// First: the user held no lease before, live or lapsed, so the user comes online. A user whose only leases
+	// had lapsed unnoticed was never reported gone, so a new stream is no transition.
+	First bool
+	Live  int // the user's live leases after the call
 }
 
 // Position locates a record in the log.

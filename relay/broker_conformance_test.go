@@ -115,6 +115,8 @@ func TestBrokerConformance(t *testing.T) {
 			t.Run("membership", func(t *testing.T) { t.Parallel(); conformMembership(t, factory) })
 			t.Run("ttl", func(t *testing.T) { t.Parallel(); conformTTL(t, factory) })
 			t.Run("reset", func(t *testing.T) { t.Parallel(); conformReset(t, factory) })
+			t.Run("streams", func(t *testing.T) { t.Parallel(); conformStreams(t, factory) })
+			t.Run("stream-expiry", func(t *testing.T) { t.Parallel(); conformStreamExpiry(t, factory) })
 		})
 	}
 }

@@ -32,8 +32,9 @@ type MemoryBroker struct {
 	n       int
 	bytes   int64 // of the n records kept
 	evicted [numEvictReasons]uint64
-	members map[string]*memMember      // user → membership
-	rooms   map[string]map[string]bool // room → users (reverse index, for CloseRoom)
+	members map[string]*memMember           // user → membership
+	rooms   map[string]map[string]bool      // room → users (reverse index, for CloseRoom)
+	leases  map[string]map[string]time.Time // user → stream lease → expiry
 	stop    chan struct{}
 }
 
@@ -57,7 +58,8 @@ func NewMemoryBroker(cfg MemoryBrokerConfig) *MemoryBroker {
 	}
 	return &MemoryBroker{
 		cfg: cfg, epoch: newEpoch(), ring: make([]Message, cfg.HistorySize),
-		members: map[string]*memMember{}, rooms: map[string]map[string]bool{}, stop: make(chan struct{}),
+		members: map[string]*memMember{}, rooms: map[string]map[string]bool{},
+		leases: map[string]map[string]time.Time{}, stop: make(chan struct{}),
 	}
 }
 

@@ -62,7 +62,19 @@
 // Ready reports it, and the Redis broker reconnects with backoff and recovers missed records from its list.
 // Shutdown ends every stream with a jittered retry hint so reconnects spread over other nodes.
 //
-// Stream caps are per node (MaxStreamsPerUser, MaxStreamsPerNode), not cluster-wide.
+// # Streams per user and presence, cluster-wide
+//
+// Each stream takes a lease at the broker when it registers (one round trip: AcquireStream) and gives it back
+// when it ends (ReleaseStream, which also starts the memberships' grace clock, so closing costs no extra round
+// trip). The broker counts a user's live leases on every node, so MaxStreamsPerUser is a cluster-wide cap, and it
+// reports the user's first lease and last release exactly once: USER_ONLINE and USER_OFFLINE (HubConfig.Presence)
+// are announced by whichever node sees the transition, once. Leases carry a TTL (StreamLeaseTTL, 45 s) that each
+// node renews every third of it for its open streams; a node that dies stops renewing, and a sweep every node
+// runs (every ninth of the TTL) finds the users whose last lease lapsed, frees their cap and announces them
+// offline, once (the broker hands each such user to one sweeper). Renewals also put back leases the broker lost
+// (streams opened while it was down), so the count heals by itself. While the broker is unreachable a node
+// decides alone: the cap counts its own streams (never unlimited) and presence follows its first and last
+// stream. MaxStreamsPerNode is per node by nature.
 //
 // # Memory per stream
 //

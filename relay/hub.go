@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -26,6 +27,7 @@ const (
 	DefaultHistoryMaxBytes   = 64 << 20
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultShutdownGrace     = 5 * time.Second
+	DefaultStreamLeaseTTL    = 45 * time.Second
 )
 
 // HubConfig tunes a Hub. Every zero field means its Default*.
@@ -34,7 +36,7 @@ type HubConfig struct {
 	Retry             time.Duration // the retry: hint sent with CONNECTED (at least 1 s)
 	RoomGrace         time.Duration // how long memberships outlive a user's last stream
 	QueueSize         int           // per-stream queue; a stream whose queue overflows is closed
-	MaxStreamsPerUser int           // per user on this node
+	MaxStreamsPerUser int           // per user in the cluster (per node while the broker is unreachable)
 	MaxStreamsPerNode int           // on this node
 	MaxRoomsPerUser   int           // joining one more drops the oldest-joined room
 	HistorySize       int           // records this node keeps for resume
@@ -45,11 +47,16 @@ type HubConfig struct {
 	HistoryMaxBytes int64
 	WriteTimeout    time.Duration // deadline of each write+flush to a stream
 	ShutdownGrace   time.Duration // Shutdown's wait when its ctx has no deadline
-	// Presence announces USER_ONLINE to the rooms a user has joined when the user's first stream on this node
-	// opens (once the rooms are loaded), and USER_OFFLINE when the last one closes. Per node: a user with
-	// streams on two nodes is announced offline when one node loses its last stream (additive events, which the
-	// current frontend ignores).
+	// Presence announces USER_ONLINE to the rooms a user has joined when the user's first stream in the cluster
+	// opens (once the rooms are loaded), and USER_OFFLINE when the last one closes or its lease lapses (its node
+	// died), once per transition, from whichever node sees it (additive events, which the current frontend
+	// ignores). While the broker is unreachable a node falls back to deciding alone (first and last stream here).
 	Presence bool
+	// StreamLeaseTTL is how long a stream's lease at the broker outlives its node's last renewal (every third of
+	// it). 45 s: a node may miss two renewals (a Redis blip) without its users looking gone, and a node killed
+	// outright stops counting against caps and presence within about a minute (the TTL plus a sweep, every
+	// ninth of it).
+	StreamLeaseTTL time.Duration
 	// Now is the clock for envelope timestamps and heartbeats (tests pin it); default time.Now.
 	Now func() time.Time
 	// DetachHTTP1 hijacks HTTP/1.1 streams and serves them from a lean goroutine, roughly halving the memory per
@@ -86,6 +93,7 @@ func (c HubConfig) withDefaults() HubConfig {
 	}
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
+	setDur(&c.StreamLeaseTTL, DefaultStreamLeaseTTL)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -94,7 +102,7 @@ func (c HubConfig) withDefaults() HubConfig {
 
 // Hub is one node's real-time registry: the streams open here, indexed by user and by room for the users that
 // have streams here, plus the node's copy of the recent log. Everything shared between nodes (the log, fan-out,
-// membership) goes through the Broker; see doc.go for the design.
+// membership, stream leases) goes through the Broker; see doc.go for the design.
 //
 // Lock order: the broker may call the Hub (HandleMessage, HandleMembership) while holding its own lock, so the
 // Hub never calls the broker while holding h.mu.
@@ -112,6 +120,15 @@ type Hub struct {
 	nstreams int
 	shutting bool
 	wg       sync.WaitGroup // one per registered stream
+
+	node     string        // this Hub's id in its stream leases
+	leaseSeq atomic.Uint64 // numbers this node's leases
+	// leaseMu orders renewals (held for writing: a snapshot of the open streams, then the broker call) against
+	// releases (held for reading), so a renewal never revives a lease released after its snapshot.
+	leaseMu sync.RWMutex
+
+	presenceQ    [presenceShards]chan presenceJob // see hub_presence.go
+	presenceSeed maphash.Seed
 
 	resetReq      chan struct{} // one pending request to start a new epoch (events reached only this node)
 	lostPublishes atomic.Uint64 // events the broker refused, ever: tells resetLoop whether a request is stale
@@ -133,6 +150,8 @@ type userState struct {
 	// deferred holds local-only room records (broker down) seen while loading: they are in no history, so
 	// replay cannot bring them; they are judged once the rooms are known.
 	deferred []*record
+	// announce: USER_ONLINE is due once the rooms are loaded (the broker said the user's first stream opened).
+	announce bool
 }
 
 var _ BrokerHandler = (*Hub)(nil)
@@ -150,7 +169,12 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 	}
 	h := &Hub{b: b, cfg: cfg, log: log, m: m, users: map[string]*userState{},
 		rooms: map[string]map[*userState]struct{}{}, ring: newRing(cfg.HistorySize, cfg.HistoryTTL, cfg.HistoryMaxBytes),
-		resetReq: make(chan struct{}, 1)}
+		resetReq: make(chan struct{}, 1), node: newEpoch(), presenceSeed: maphash.MakeSeed()}
+	for i := range h.presenceQ {
+		if cfg.Presence {
+			h.presenceQ[i] = make(chan presenceJob, presenceQueue)
+		}
+	}
 	if err := registerCollector(reg, &historyCollector{h: h}); err != nil {
 		log.Error("relay: history metrics not registered", "err", err)
 	}
@@ -186,9 +210,11 @@ func (h *Hub) Start(ctx context.Context) error {
 		if err != nil {
 			return
 		}
+		h.startPresence(ctx)
 		h.started.Store(true)
 		go h.touchLoop(ctx)
 		go h.resetLoop(ctx)
+		go h.leaseLoop(ctx)
 	})
 	return err
 }

@@ -128,22 +128,3 @@ func (h *Hub) publish(ctx context.Context, ev Event, w wireRecord) error {
 	h.fanoutLocked(rec)
 	return nil
 }
-
-// announcePresence publishes USER_ONLINE/USER_OFFLINE for userID to each of rooms (joined members only, not the
-// user), in the background: presence is best effort and must never hold up a stream.
-func (h *Hub) announcePresence(userID string, rooms []string, online bool) {
-	if !h.cfg.Presence || len(rooms) == 0 {
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ev := PresenceEvent(userID, online)
-		for _, room := range rooms {
-			if err := h.PublishToRoom(ctx, room, ev, PublishOptions{ExcludeUser: userID, MembersOnly: true}); err != nil {
-				h.log.Debug("presence not published", "user", userID, "room", room, "err", err)
-				return
-			}
-		}
-	}()
-}

@@ -169,7 +169,8 @@ func (h *Hub) loadRooms(ctx context.Context, us *userState) {
 	}
 	us.deferred = nil
 	close(us.loaded)
-	if h.users[us.id] == us {
+	if h.users[us.id] == us && us.announce {
+		us.announce = false
 		h.announcePresence(us.id, roomList(us.rooms), true)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,10 @@ func runTestNode() int {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := NewHub(b, HubConfig{}, nil, nil)
+	cfg := HubConfig{Presence: os.Getenv("RELAY_TEST_PRESENCE") == "1"}
+	cfg.StreamLeaseTTL, _ = time.ParseDuration(os.Getenv("RELAY_TEST_LEASE_TTL"))
+	cfg.MaxStreamsPerUser, _ = strconv.Atoi(os.Getenv("RELAY_TEST_MAX_PER_USER"))
+	h := NewHub(b, cfg, nil, nil)
 	if err := h.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -82,8 +86,17 @@ func runTestNode() int {
 // startNode runs the test binary as a node and returns its base URL.
 func startNode(t *testing.T, redisURL, prefix string) string {
 	t.Helper()
+	u, _ := startNodeCmd(t, redisURL, prefix)
+	return u
+}
+
+// startNodeCmd is startNode with extra environment (RELAY_TEST_PRESENCE=1, RELAY_TEST_LEASE_TTL=<duration>,
+// RELAY_TEST_MAX_PER_USER=<n>) and the process, for tests that kill it.
+func startNodeCmd(t *testing.T, redisURL, prefix string, env ...string) (string, *exec.Cmd) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RELAY_TEST_NODE=1", "RELAY_TEST_REDIS="+redisURL, "RELAY_TEST_PREFIX="+prefix)
+	cmd.Env = append(cmd.Env, env...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -105,7 +118,7 @@ func startNode(t *testing.T, redisURL, prefix string) string {
 	if err != nil || !strings.HasPrefix(line, "ADDR ") {
 		t.Fatalf("node did not start: %q %v", line, err)
 	}
-	return "http://" + strings.TrimSpace(line[5:])
+	return "http://" + strings.TrimSpace(line[5:]), cmd
 }
 
 func postForm(t *testing.T, u string, v url.Values) {

@@ -49,3 +49,35 @@ func TestPresence(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceOrder: quick reconnects announce alternating USER_ONLINE and USER_OFFLINE, ending offline (never an
+// OFFLINE overtaken by the ONLINE before it, which would leave the user "online").
+func TestPresenceOrder(t *testing.T) {
+	t.Parallel()
+	h := newTestHub(t, NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{Presence: true})
+	srv := testServer(t, h)
+	mustJoin(t, h, "r", "alice")
+	mustJoin(t, h, "r", "bob")
+	alice := dial(t, srv.URL, "alice", "")
+	alice.next(t)
+	for range 15 {
+		dial(t, srv.URL, "bob", "").Close()
+	}
+	// Read until the announcements balance (each ONLINE has had its OFFLINE), checking the order on the way.
+	// Whatever is still in flight then is not looked at: a marker could overtake it.
+	var got []sseEvent
+	for online := 0; len(got) == 0 || online*2 != len(got); {
+		e := alice.next(t)
+		want := TypeUserOnline
+		if len(got)%2 == 1 {
+			want = TypeUserOffline
+		}
+		got = append(got, e)
+		if e.Event != want {
+			t.Fatalf("event %d is %s, want %s (so far: %v)", len(got)-1, e.Event, want, got)
+		}
+		if e.Event == TypeUserOnline {
+			online++
+		}
+	}
+}

@@ -24,6 +24,7 @@ type stream struct {
 	ch     chan *record
 	closed bool
 	reason closeReason
+	lease  string // its stream lease at the broker (node id + sequence)
 }
 
 // streamStart is what a registered stream carries into run: register fills the first four fields, ServeStream

@@ -401,6 +401,8 @@ apply_sql() {
 		n=$((n + 1))
 	done
 	log "applied $n SQL file(s) to $DB_NAME"
+	# A PostgREST already running keeps its schema cache until told: new functions would answer 404 otherwise.
+	if ((n > 0)); then psql_super "$DATABASE_URL" -c "notify pgrst, 'reload schema'" >/dev/null; fi
 }
 
 # ---------------------------------------------------------------------------------------------------------- services

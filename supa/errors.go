@@ -42,6 +42,7 @@ var (
 	ErrConversationNotFound   = errors.New("supa: no such conversation")
 	ErrInvalidUserIDs         = errors.New("supa: some user ids do not exist")
 	ErrNotGroupMember         = errors.New("supa: the caller is not an active member of the group")
+	ErrSendDeadlinePassed     = errors.New("supa: the send's deadline passed before it could commit")
 )
 
 // rpcRefusals maps the slugs of our RPCs to their sentinels.
@@ -49,7 +50,7 @@ var rpcRefusals = map[string]error{
 	"no_profile": ErrNoProfile, "not_participant": ErrNotParticipant, "no_recipients": ErrNoRecipients,
 	"reply_not_in_conversation": ErrReplyNotInConversation, "note_to_self": ErrNoteToSelf,
 	"conversation_not_found": ErrConversationNotFound, "invalid_user_ids": ErrInvalidUserIDs,
-	"not_group_member": ErrNotGroupMember,
+	"not_group_member": ErrNotGroupMember, "send_deadline_passed": ErrSendDeadlinePassed,
 }
 
 // Is makes errors.Is(err, ErrNoRecipients) and its siblings work on the refusals of our RPCs: a PTxxx code from

@@ -29,7 +29,13 @@ func (m Message) ConversationID() string {
 
 // NewMessage is a message to send. Contents maps recipient internal ids (validated by the caller) to the encrypted
 // JSON strings as the browser sent them. Zero MessageType and ContentType mean "text"; nil Metadata means {}.
+//
+// ID and NotAfter make an unheard outcome resolvable (ResolveSend): the message gets ID (a UUID the server
+// picked) and the database refuses to commit it after NotAfter (ErrSendDeadlinePassed). Both zero: the database
+// picks the id and there is no deadline.
 type NewMessage struct {
+	ID             string
+	NotAfter       time.Time
 	ConversationID string
 	Contents       map[string]string
 	MessageType    string
@@ -49,7 +55,8 @@ type SentMessage struct {
 // SendMessage stores one message with its per-recipient copies and deliveries in one atomic RPC
 // (api_send_message). Copies for users who are not active participants are dropped by the database. Refusals:
 // ErrNotParticipant (the caller is not an active participant), ErrNoRecipients (no copy is for an active
-// participant), ErrReplyNotInConversation.
+// participant), ErrReplyNotInConversation, ErrSendDeadlinePassed (m.NotAfter passed before the commit: nothing
+// is stored).
 func (r Rest) SendMessage(ctx context.Context, m NewMessage) (SentMessage, error) {
 	copies := make(map[string]string, len(m.Contents))
 	for id, text := range m.Contents {
@@ -65,13 +72,41 @@ func (r Rest) SendMessage(ctx context.Context, m NewMessage) (SentMessage, error
 	if len(metadata) == 0 {
 		metadata = json.RawMessage(`{}`)
 	}
-	var sent SentMessage
-	err := r.RPC(ctx, "api_send_message", map[string]any{
+	args := map[string]any{
 		"p_conversation_id": m.ConversationID, "p_encrypted_contents": copies, "p_message_type": msgType,
 		"p_metadata": metadata, "p_reply_to_id": m.ReplyToID, "p_content_type": contentType,
 		"p_has_attachments": m.HasAttachments,
-	}, &sent)
+	}
+	if m.ID != "" {
+		args["p_message_id"] = m.ID
+	}
+	if !m.NotAfter.IsZero() {
+		args["p_not_after"] = m.NotAfter.UTC().Format(time.RFC3339Nano)
+	}
+	var sent SentMessage
+	err := r.RPC(ctx, "api_send_message", args, &sent)
 	return sent, err
+}
+
+// ResolveSend settles a SendMessage whose answer never arrived (a timeout, a broken connection): the database
+// waits until notAfter has passed and no transaction still holds the send, then says whether the message with id
+// (sent by the caller) is stored. found: sent is what SendMessage would have answered (with the current
+// participants); !found: it is not stored and never will be. An error leaves the outcome unknown; the call may be
+// repeated.
+func (r Rest) ResolveSend(ctx context.Context, id string, notAfter time.Time) (sent SentMessage, found bool, err error) {
+	var raw json.RawMessage
+	err = r.RPC(ctx, "api_resolve_send", map[string]any{
+		"p_message_id": id, "p_not_after": notAfter.UTC().Format(time.RFC3339Nano)}, &raw)
+	if err != nil {
+		return SentMessage{}, false, err
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return SentMessage{}, false, nil
+	}
+	if err := json.Unmarshal(raw, &sent); err != nil || len(sent.Message) == 0 {
+		return SentMessage{}, false, &Error{Op: "rpc api_resolve_send", Status: 200, Message: "undecodable answer", Err: err}
+	}
+	return sent, true, nil
 }
 
 // ownCopy turns the caller's recipient copy (the stored base64 of the UTF-8 encrypted JSON) back into that JSON

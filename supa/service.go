@@ -10,11 +10,8 @@ import (
 
 // ProfileRow is the users row as verify-sms answers it.
 type ProfileRow struct {
-	ID          string  `json:"id"`
-	Username    string  `json:"username"`
-	DisplayName string  `json:"display_name"`
-	AvatarURL   *string `json:"avatar_url"`
-	CreatedAt   *string `json:"created_at"`
+	Profile
+	CreatedAt *string `json:"created_at"`
 }
 
 // UsernameTaken reports whether any user already has username, compared case-insensitively and exactly.

@@ -117,12 +117,9 @@ func (r Rest) SetAvatarURL(ctx context.Context, authUID string, url *string) err
 
 // PublicProfile is a user as others may see them (and as the profile routes answer): no phone number, no keys.
 type PublicProfile struct {
-	ID          string  `json:"id"`
-	Username    string  `json:"username"`
-	DisplayName string  `json:"display_name"`
-	AvatarURL   *string `json:"avatar_url"`
-	Bio         *string `json:"bio"`
-	Website     *string `json:"website"`
+	Profile
+	Bio     *string `json:"bio"`
+	Website *string `json:"website"`
 }
 
 const publicProfileColumns = "id,username,display_name,avatar_url,bio,website"
@@ -166,10 +163,7 @@ func (r Rest) UserByIdentifier(ctx context.Context, identifier string) (PublicPr
 // SearchHit is one row of search_users(): public columns, a masked phone number and the phone part of the match
 // score (the number itself never leaves the database).
 type SearchHit struct {
-	ID               string  `json:"id"`
-	Username         string  `json:"username"`
-	DisplayName      string  `json:"display_name"`
-	AvatarURL        *string `json:"avatar_url"`
+	Profile
 	UniqueIdentifier *string `json:"unique_identifier"`
 	PhonePartial     *string `json:"phone_partial"`
 	PhoneScore       int     `json:"phone_score"`

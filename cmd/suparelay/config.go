@@ -43,6 +43,8 @@ type Config struct {
 	// nodes); a call that finds no slot within SupabaseQueueWait is refused with 503 before reaching it.
 	SupabaseMaxConcurrent int
 	SupabaseQueueWait     time.Duration
+	// Per-route budgets for all of a request's Supabase calls (api.UpstreamTimeouts).
+	UpstreamRead, UpstreamSend, UpstreamWrite, UpstreamUpload time.Duration
 	// What one chat message may carry (413 beyond).
 	MessageMetadataMaxBytes   int
 	MessageMaxRecipients      int
@@ -217,6 +219,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SupabaseTimeout:           dur("SUPABASE_TIMEOUT", 10*time.Second),
 		SupabaseMaxConcurrent:     num("SUPABASE_MAX_CONCURRENT", 8),
 		SupabaseQueueWait:         dur("SUPABASE_QUEUE_WAIT", 250*time.Millisecond),
+		UpstreamRead:              dur("UPSTREAM_TIMEOUT_READ", api.DefaultReadTimeout),
+		UpstreamSend:              dur("UPSTREAM_TIMEOUT_SEND", api.DefaultSendTimeout),
+		UpstreamWrite:             dur("UPSTREAM_TIMEOUT_WRITE", api.DefaultWriteTimeout),
+		UpstreamUpload:            dur("UPSTREAM_TIMEOUT_UPLOAD", api.DefaultUploadTimeout),
 		MessageMetadataMaxBytes:   num("MESSAGE_METADATA_MAX_BYTES", api.DefaultMessageMetadataMaxBytes),
 		MessageMaxRecipients:      num("MESSAGE_MAX_RECIPIENTS", api.DefaultMessageMaxRecipients),
 		MessageCiphertextMaxBytes: num("MESSAGE_CIPHERTEXT_MAX_BYTES", api.DefaultMessageCiphertextMaxBytes),

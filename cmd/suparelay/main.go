@@ -180,6 +180,8 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		Registry: reg, TrustedProxies: cfg.TrustedProxies, RateLimit: limiter,
 		Webhooks: ints.webhooks, SMS: ints.sms, TelnyxPublicKey: cfg.TelnyxPublicKey, TelnyxReply: ints.telnyxReply,
 		AlertMailer: ints.mailer, AlertTo: cfg.AlertEmailTo, AppOrigins: cfg.AppOrigins,
+		UpstreamTimeouts: api.UpstreamTimeouts{Read: cfg.UpstreamRead, Send: cfg.UpstreamSend, Write: cfg.UpstreamWrite,
+			Upload: cfg.UpstreamUpload},
 		MessageLimits: api.MessageLimits{MetadataMaxBytes: cfg.MessageMetadataMaxBytes,
 			MaxRecipients: cfg.MessageMaxRecipients, CiphertextMaxBytes: cfg.MessageCiphertextMaxBytes},
 	})
