@@ -177,7 +177,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: sub is not a UUID", ErrTokenInvalid)
 	}
 	if v.cache != nil {
-		v.cache.put(key, c, c.ExpiresAt.Add(v.leeway), now)
+		lean := *c
+		lean.Raw = nil // see Claims: the fields above are what the routes use
+		v.cache.put(key, &lean, c.ExpiresAt.Add(v.leeway), now)
 	}
 	return c, nil
 }

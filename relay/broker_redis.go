@@ -336,7 +336,9 @@ func parseRecord(s string) (Message, error) {
 	if err1 != nil || err2 != nil || parts[0] == "" {
 		return Message{}, errors.New("malformed record header")
 	}
-	return Message{Pos: Position{Offset: off, Epoch: parts[0]}, Time: time.UnixMilli(ms), Data: []byte(rest)}, nil
+	// The epoch is cloned: as a substring it would keep the whole payload alive for as long as the record's position
+	// lives in the history, beside the copy in Data, which the history's byte budget does not count.
+	return Message{Pos: Position{Offset: off, Epoch: strings.Clone(parts[0])}, Time: time.UnixMilli(ms), Data: []byte(rest)}, nil
 }
 
 func (b *RedisBroker) Publish(ctx context.Context, data []byte) (Position, error) {

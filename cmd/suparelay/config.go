@@ -20,6 +20,7 @@ import (
 type Config struct {
 	Port              int
 	ListenAddr        string // host:port to bind; from LISTEN_ADDR and PORT
+	DebugPprofAddr    string // loopback host:port for net/http/pprof; empty: off (DEBUG_PPROF_ADDR)
 	RedisPrefix       string // every Redis key starts with it (auth:, relay:, rate:, jobs: below it)
 	BodyTimeout       time.Duration
 	BodyMinRate       int    // bytes per second a request body must keep up after BodyTimeout
@@ -291,6 +292,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("LISTEN_ADDR: %w", err))
 	} else {
 		c.ListenAddr = addr
+	}
+	if addr, err := pprofAddr(str("DEBUG_PPROF_ADDR", "")); err != nil {
+		errs = append(errs, fmt.Errorf("DEBUG_PPROF_ADDR: %w", err))
+	} else {
+		c.DebugPprofAddr = addr
 	}
 	if err := redisPrefixOK(c.RedisPrefix); err != nil {
 		errs = append(errs, fmt.Errorf("REDIS_PREFIX: %w", err))

@@ -286,6 +286,11 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if m.cfg.DebugPprofAddr != "" {
+		if err := servePprof(runCtx, m.cfg.DebugPprofAddr, m.log); err != nil {
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
 	m.log.Info("listening", "addr", m.listener.Addr().String())
