@@ -74,7 +74,7 @@ func (s *Server) storeMessage(ctx context.Context, token string, m supa.NewMessa
 		return sent, nil
 	case errors.Is(err, supa.ErrSendDeadlinePassed):
 		return supa.SentMessage{}, errSendNotStored
-	case !outcomeUnknown(err):
+	case !supa.OutcomeUnknown(err):
 		return supa.SentMessage{}, err
 	}
 	s.log.WarnContext(ctx, "send: outcome unknown, resolving", "message", id, "err", err)
@@ -128,20 +128,6 @@ func (s *Server) resolveLate(rest supa.Rest, id string, notAfter time.Time, anno
 			return
 		}
 	})
-}
-
-// outcomeUnknown reports whether a failed send may have committed: no answer arrived (timeout, broken or refused
-// connection) or the gateway answered for PostgREST (502/503/504). A refusal by the database, a bad request, or
-// this node's gate shedding the call (never sent) are known outcomes.
-func outcomeUnknown(err error) bool {
-	switch supa.KindOf(err) {
-	case supa.KindTimeout, supa.KindUnavailable:
-		return true
-	case supa.KindOther:
-		var e *supa.Error
-		return !errors.As(err, &e) || e.Status == 0 || e.Status >= 500
-	}
-	return false
 }
 
 // newUUID returns a random (version 4) UUID.

@@ -123,3 +123,17 @@ func KindOf(err error) Kind {
 
 // IsNotFound reports whether err means "no such row".
 func IsNotFound(err error) bool { return KindOf(err) == KindNotFound }
+
+// OutcomeUnknown reports whether a failed write may have committed all the same: no answer arrived (timeout,
+// broken or refused connection) or the gateway answered for PostgREST (5xx). A refusal by the database, a bad
+// request, or this node's gate shedding the call (never sent) are known outcomes.
+func OutcomeUnknown(err error) bool {
+	switch KindOf(err) {
+	case KindTimeout, KindUnavailable:
+		return true
+	case KindOther:
+		var e *Error
+		return !errors.As(err, &e) || e.Status == 0 || e.Status >= 500
+	}
+	return false
+}
