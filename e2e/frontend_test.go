@@ -178,9 +178,30 @@ func (u *user) openChat(t *testing.T, ctx context.Context) {
 func (u *user) selectConversation(t *testing.T, ctx context.Context, id string) {
 	t.Helper()
 	u.wait(t, ctx, "conversation "+id+" in the sidebar", `conv(`+q(id)+`)`, 30*time.Second)
+	seen := len(u.p.Console())
 	u.do(t, ctx, "select conversation "+id, `click(conv(`+q(id)+`))`)
 	u.wait(t, ctx, "conversation "+id+" open", `conv(`+q(id)+`).classList.contains('active') && $('.message-list') &&
 		($('.message-list .message-item') || text('.message-list .empty-state h3') === 'No messages yet')`, 20*time.Second)
+	// The page shows the conversation (and its empty state) before the chat store makes it the active one, which
+	// happens only when its messages/load has been processed; a NEW_MESSAGE arriving in between is taken for another
+	// conversation and never shown (a race of the unchanged frontend, with either server). Wait for that load.
+	deadline := time.Now().Add(20 * time.Second)
+	for !consoleHas(u.p.Console()[seen:], "[LOAD] Processing") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: conversation %s's messages were never loaded", u.label, id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// consoleHas reports whether any console line contains s.
+func consoleHas(lines []string, s string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // send types text into the composer, sends it and waits until the sender's own message shows (it arrives through
