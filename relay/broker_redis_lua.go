@@ -1,6 +1,10 @@
 package relay
 
-import "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Redis broker's scripts. Each runs atomically in Redis, which is what makes "append + publish" one step and
 // keeps the membership hash (per user) and its reverse index (per room) consistent. Every key a script touches
@@ -18,16 +22,7 @@ import "github.com/redis/go-redis/v9"
 // instead (see luaHead). The list is trimmed from its oldest end by count, bytes (the sum of the records' lengths,
 // kept in its own key) and age, so it stays contiguous up to the head; a record larger than the whole byte
 // budget is published but not kept. The list and its byte count expire together when the log is idle.
-var luaPublish = redis.NewScript(`
-local epoch = redis.call('GET', KEYS[1])
-if epoch and epoch == ARGV[7] and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[8]) then
-  epoch = false
-end
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-end
+var luaPublish = redis.NewScript(luaCurrentEpoch(7, 8) + `
 local off = redis.call('INCR', KEYS[2])
 local msg = 'e' .. epoch .. ':' .. off .. ':' .. ARGV[2] .. ':' .. ARGV[3]
 if redis.call('EXISTS', KEYS[4]) == 0 then -- a list of unknown bytes (kept before byte counting) is dropped
@@ -59,13 +54,13 @@ redis.call('PUBLISH', ARGV[6], msg)
 return {epoch, tostring(off), tostring(n), tostring(bytes), tostring(ev[1]), tostring(ev[2]), tostring(ev[3])}
 `)
 
-// KEYS: epoch, head, log, log bytes. ARGV: new epoch (used if none), seen epoch, seen offset (as for luaPublish). Returns
-// {epoch, head}. An empty log gets its epoch here too, not only at the first Publish: a stream that starts on an
-// empty log then holds "<epoch>-0", a position it can resume from, instead of "-0", which names no log. A log
-// that went back below the seen position starts a new epoch, as in luaPublish.
-var luaHead = redis.NewScript(`
+// luaCurrentEpoch is the opening both luaPublish and luaHead share: the log's epoch in the local `epoch`, a new
+// one (ARGV[1], with the head, list and byte count cleared) when there is none or when the head went back below
+// the position this node has seen (ARGV[seenEpoch], ARGV[seenOffset]) in the same epoch.
+func luaCurrentEpoch(seenEpoch, seenOffset int) string {
+	return fmt.Sprintf(`
 local epoch = redis.call('GET', KEYS[1])
-if epoch and epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then
+if epoch and epoch == ARGV[%d] and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[%d]) then
   epoch = false
 end
 if not epoch then
@@ -73,6 +68,14 @@ if not epoch then
   redis.call('SET', KEYS[1], epoch)
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 end
+`, seenEpoch, seenOffset)
+}
+
+// KEYS: epoch, head, log, log bytes. ARGV: new epoch (used if none), seen epoch, seen offset (as for luaPublish). Returns
+// {epoch, head}. An empty log gets its epoch here too, not only at the first Publish: a stream that starts on an
+// empty log then holds "<epoch>-0", a position it can resume from, instead of "-0", which names no log. A log
+// that went back below the seen position starts a new epoch, as in luaPublish.
+var luaHead = redis.NewScript(luaCurrentEpoch(2, 3) + `
 return {epoch, redis.call('GET', KEYS[2]) or '0'}
 `)
 

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -156,17 +155,7 @@ func TestKilledNodeLeasesExpire(t *testing.T) {
 // TestCapFallsBackPerNode: with the broker unreachable, the per-user cap is this node's count, never unlimited.
 func TestCapFallsBackPerNode(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there any more
-	b, err := NewRedisBrokerFromURL("redis://"+addr+"/0", RedisBrokerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := unreachableRedisBroker(t)
 	h := newTestHub(t, b, HubConfig{MaxStreamsPerUser: 2, Presence: true})
 	srv := testServer(t, h)
 	for range 2 {

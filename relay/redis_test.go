@@ -83,17 +83,7 @@ func TestTwoHubsOnRedis(t *testing.T) {
 
 func TestRedisUnavailableLocalDeliveryContinues(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there any more
-	b, err := NewRedisBrokerFromURL("redis://"+addr+"/0", RedisBrokerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := unreachableRedisBroker(t)
 	h := newTestHub(t, b, HubConfig{})
 	if err := h.Ready(context.Background()); err == nil {
 		t.Fatal("Ready() = nil with Redis down")
@@ -187,4 +177,21 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	if p, ok := parseID(ev.ID); !ok || p.Offset == 0 {
 		t.Fatalf("after recovery id %q", ev.ID)
 	}
+}
+
+// unreachableRedisBroker is a Redis broker whose address nothing listens on (a Redis that is down).
+func unreachableRedisBroker(t *testing.T) *RedisBroker {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there any more
+	b, err := NewRedisBrokerFromURL("redis://"+addr+"/0", RedisBrokerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
