@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/stampscan"
 )
 
 // browserHeaders are what Chromium sends with an EventSource request or a fetch besides Host and Cookie (≈450
@@ -134,32 +135,17 @@ func (c *child) streamOnce(ctx context.Context, i int, ready func()) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		return fmt.Errorf("events: %s %s", resp.Status, b)
 	}
-	tKey, connKey := []byte(`"t":`), []byte("CONNECTED")
-	buf := make([]byte, 4096)
-	carry, first := 0, true
+	sc := stampscan.New() // only CONNECTED and each event's "t":<ns> matter
 	for {
-		n, err := br.Read(buf[carry:])
-		if err != nil {
-			if ctx.Err() == nil && !first {
-				c.dropped.Add(1)
+		connectedNow, err := sc.Read(br, func(t int64, ok bool) {
+			if ok {
+				c.lat.add(time.Duration(time.Now().UnixNano() - t))
 			}
-			if first {
-				return fmt.Errorf("before CONNECTED: %w", err)
-			}
-			return nil
-		}
-		data := buf[:carry+n]
-		k := 0
-		if first {
-			j := bytes.Index(data, connKey)
-			if j < 0 {
-				carry = copy(buf, data[max(0, len(data)-len(connKey)):])
-				continue
-			}
-			first = false
+			c.delivered.Add(1)
+		})
+		if connectedNow {
 			_ = conn.SetReadDeadline(time.Time{})
 			c.connected.Add(1)
-			k = j + len(connKey)
 			go func() {
 				defer ready()
 				if err := c.join(ctx, i); err != nil && ctx.Err() == nil && c.failed.Add(1) <= 3 {
@@ -167,31 +153,14 @@ func (c *child) streamOnce(ctx context.Context, i int, ready func()) error {
 				}
 			}()
 		}
-		now := time.Now().UnixNano()
-		for {
-			j := bytes.Index(data[k:], tKey)
-			if j < 0 {
-				k = max(k, len(data)-len(tKey)+1)
-				break
+		if err != nil {
+			if !sc.Connected() {
+				return fmt.Errorf("before CONNECTED: %w", err)
 			}
-			s := k + j + len(tKey)
-			end := s
-			for end < len(data) && data[end] >= '0' && data[end] <= '9' {
-				end++
+			if ctx.Err() == nil {
+				c.dropped.Add(1)
 			}
-			if end == len(data) {
-				k += j
-				break
-			}
-			if t, err := strconv.ParseInt(string(data[s:end]), 10, 64); err == nil {
-				c.lat.add(time.Duration(now - t))
-			}
-			c.delivered.Add(1)
-			k = end
-		}
-		carry = copy(buf, data[k:])
-		if carry == len(buf) {
-			carry = 0
+			return nil
 		}
 	}
 }

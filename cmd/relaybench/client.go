@@ -12,11 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/stampscan"
 )
 
 type clientOpts struct {
@@ -261,62 +262,30 @@ func (bn *bench) stream(ctx context.Context, i int, ready chan struct{}) error {
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("status %s", resp.Status)
 	}
-	// Read the raw (chunked) bytes and look only for what matters: CONNECTED once, then each event's "t":<ns>.
-	// Cheaper than decoding chunks and lines, which keeps the client from dominating the shared CPU.
-	tKey, connKey := []byte(`"t":`), []byte("CONNECTED")
-	buf := make([]byte, 4096)
-	carry, first := 0, true
+	// Only CONNECTED and each event's "t":<ns> matter (internal/stampscan: raw bytes, no chunk or line decoding).
+	sc := stampscan.New()
 	for {
-		n, err := br.Read(buf[carry:])
+		connectedNow, err := sc.Read(br, func(t int64, ok bool) {
+			now := time.Now().UnixNano()
+			if ok {
+				bn.lat.add(time.Duration(now - t))
+			}
+			bn.delivered.Add(1)
+			bn.lastArrive.Store(now)
+		})
+		if connectedNow {
+			_ = c.SetReadDeadline(time.Time{})
+			bn.connected.Add(1)
+			close(ready)
+		}
 		if err != nil {
-			if ctx.Err() == nil && !first {
+			if ctx.Err() == nil && sc.Connected() {
 				bn.dropped.Add(1)
 			}
 			if err == io.EOF {
 				return nil
 			}
 			return err
-		}
-		data := buf[:carry+n]
-		i := 0
-		if first {
-			j := bytes.Index(data, connKey)
-			if j < 0 {
-				carry = copy(buf, data[max(0, len(data)-len(connKey)):])
-				continue
-			}
-			first = false
-			_ = c.SetReadDeadline(time.Time{})
-			bn.connected.Add(1)
-			close(ready)
-			i = j + len(connKey)
-		}
-		now := time.Now().UnixNano()
-		for {
-			j := bytes.Index(data[i:], tKey)
-			if j < 0 {
-				i = max(i, len(data)-len(tKey)+1)
-				break
-			}
-			k := i + j + len(tKey)
-			end := k
-			for end < len(data) && data[end] >= '0' && data[end] <= '9' {
-				end++
-			}
-			if end == len(data) { // number cut by the read: keep it for the next one
-				i = i + j
-				break
-			}
-			if t, err := strconv.ParseInt(string(data[k:end]), 10, 64); err == nil {
-				bn.lat.add(time.Duration(now - t))
-			}
-			bn.delivered.Add(1)
-			bn.lastArrive.Store(now)
-			i = end
-		}
-		carry = copy(buf, data[i:])
-		if carry == len(buf) {
-			carry = 0
 		}
 	}
 }
