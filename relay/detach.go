@@ -7,22 +7,35 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/netpoll"
 )
 
 // detach serves a hijacked HTTP/1.1 stream on a goroutine of its own. The point is memory: net/http keeps about
 // 10 KiB of buffers and a deep goroutine stack per connection for as long as a handler runs; a detached stream
 // holds the raw connection, a small stack and its queue, and frames the response itself (chunked encoding).
-// A tiny reader goroutine notices the client closing the connection, as net/http's background read would.
+// The client closing the connection is noticed as net/http's background read would: by the hub's CloseWatcher
+// (epoll), or by a tiny reader goroutine where there is none. An SSE client sends nothing more, so anything to
+// read means it is gone.
 func (h *Hub) detach(conn net.Conn, hdr http.Header, st streamStart) {
 	cw := &chunkWriter{conn: conn, dl: writeDeadline{timeout: h.cfg.WriteTimeout}, head: responseHead(hdr)}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		var b [1]byte
-		_, _ = conn.Read(b[:]) // an SSE client sends nothing more: any return means it is gone
-		cancel()
-	}()
+	var watch *netpoll.Watch
+	if h.cfg.CloseWatcher != nil {
+		watch, _ = h.cfg.CloseWatcher.Watch(conn, cancel)
+	}
+	if watch == nil {
+		go func() {
+			var b [1]byte
+			_, _ = conn.Read(b[:])
+			cancel()
+		}()
+	}
 	go func() {
 		defer conn.Close()
+		if watch != nil {
+			defer watch.Stop() // before Close: the descriptor number may be reused at once
+		}
 		defer cancel()
 		defer h.unregister(st.s)
 		h.run(ctx, cw, st)

@@ -7,12 +7,32 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/netpoll"
 )
 
+// TestDetachedStream, with a reader goroutine per stream and with the epoll close watcher: the same bytes, the
+// client's hang-up noticed without a write, resume and shutdown.
 func TestDetachedStream(t *testing.T) {
 	t.Parallel()
+	t.Run("reader goroutine", func(t *testing.T) { t.Parallel(); detachedStream(t, nil) })
+	t.Run("close watcher", func(t *testing.T) {
+		t.Parallel()
+		w, err := netpoll.New()
+		if err != nil {
+			t.Skip(err)
+		}
+		t.Cleanup(func() { _ = w.Close() })
+		detachedStream(t, w)
+		if w.Watching() != 0 || w.Fired() == 0 {
+			t.Errorf("watcher: %d still watched, %d fired", w.Watching(), w.Fired())
+		}
+	})
+}
+
+func detachedStream(t *testing.T, watcher *netpoll.Watcher) {
 	b := NewMemoryBroker(MemoryBrokerConfig{})
-	h := NewHub(b, HubConfig{Now: fixedNow, DetachHTTP1: true}, nil, nil)
+	h := NewHub(b, HubConfig{Now: fixedNow, DetachHTTP1: true, CloseWatcher: watcher}, nil, nil)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

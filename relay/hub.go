@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qryptchat/suparelay/internal/netpoll"
 )
 
 // Defaults for HubConfig's zero fields.
@@ -63,6 +65,10 @@ type HubConfig struct {
 	// stream (see detach.go); ServeStream then returns as soon as the stream is set up, so middleware that
 	// measures or wraps the handler sees only that part. HTTP/2 streams are never detached.
 	DetachHTTP1 bool
+	// CloseWatcher, when set, notices detached clients hanging up through one epoll instance for all of them
+	// instead of a reader goroutine per stream (~4 KiB each); connections it cannot watch keep the goroutine.
+	// The caller owns it and closes it after the hub's Shutdown.
+	CloseWatcher *netpoll.Watcher
 }
 
 func (c HubConfig) withDefaults() HubConfig {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qryptchat/suparelay/internal/netpoll"
 	"github.com/qryptchat/suparelay/relay"
 )
 
@@ -27,7 +28,7 @@ import (
 //	POST /join?room=<r>&prefix=<p>&from=<i>&n=<k>  joins users <p><i> … <p><i+k-1> to room r
 //	POST /publish?room=<r>  body = JSON payload    PublishToRoom(r, Event{Type:"B", Data: body})
 //	GET  /stats?gc=1                               memory and stream counts (after a GC when gc=1)
-func serve(addr, redisURL, prefix string, queue int, detach bool) error {
+func serve(addr, redisURL, prefix string, queue int, detach, epoll bool) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var b relay.Broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{})
 	if redisURL != "" {
@@ -40,7 +41,16 @@ func serve(addr, redisURL, prefix string, queue int, detach bool) error {
 	defer b.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hub := relay.NewHub(b, relay.HubConfig{QueueSize: queue, MaxStreamsPerNode: 1 << 20, DetachHTTP1: detach}, log, nil)
+	cfg := relay.HubConfig{QueueSize: queue, MaxStreamsPerNode: 1 << 20, DetachHTTP1: detach}
+	if detach && epoll {
+		w, err := netpoll.New()
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		cfg.CloseWatcher = w
+	}
+	hub := relay.NewHub(b, cfg, log, nil)
 	if err := hub.Start(ctx); err != nil {
 		return err
 	}

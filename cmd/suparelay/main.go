@@ -24,6 +24,7 @@ import (
 
 	"github.com/qryptchat/suparelay/api"
 	"github.com/qryptchat/suparelay/frontdoor"
+	"github.com/qryptchat/suparelay/internal/netpoll"
 	"github.com/qryptchat/suparelay/jobs"
 	"github.com/qryptchat/suparelay/middleware"
 	"github.com/qryptchat/suparelay/relay"
@@ -85,6 +86,7 @@ type Main struct {
 	webhooks *webhooks.Deliverer
 	expiry   *jobs.Runner
 	registry *prometheus.Registry // everything /metrics exports
+	netpoll  *netpoll.Watcher     // hang-ups of detached streams; nil off Linux or without SSE_DETACH
 }
 
 // NewMain builds the server from cfg. Nothing here needs Supabase or Redis to be up.
@@ -120,13 +122,21 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
 			HistoryMaxBytes: cfg.SSEHistoryMaxBytes})
 	}
+	if cfg.SSEDetach {
+		// One epoll instance notices every detached client hanging up, instead of a reader goroutine per stream
+		// (~4 KiB each). Off Linux it is absent and the hub keeps the goroutines.
+		if m.netpoll, err = netpoll.New(); err != nil {
+			log.Warn("epoll close watcher unavailable: a reader goroutine per detached stream", "err", err)
+			m.netpoll = nil
+		}
+	}
 	m.hub = relay.NewHub(m.broker, relay.HubConfig{
 		Heartbeat: cfg.SSEHeartbeat, RoomGrace: cfg.SSERoomGrace, MaxStreamsPerUser: cfg.SSEMaxPerUser,
 		MaxStreamsPerNode: cfg.SSEMaxStreams, HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
 		HistoryMaxBytes: cfg.SSEHistoryMaxBytes,
 		// Detached HTTP/1.1 streams hold ~12 KiB instead of ~28 KiB (relay/BENCHMARKS.md); the access log then
 		// records only the stream's set-up, and Run ends streams through hub.Shutdown before draining HTTP.
-		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence,
+		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence, CloseWatcher: m.netpoll,
 	}, log, reg)
 
 	cookie := cfg.CookieName
@@ -315,6 +325,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	cancel()
+	if m.netpoll != nil {
+		_ = m.netpoll.Close() // after the hub's and the server's shutdown: nothing is watched any more
+	}
 	if cerr := m.broker.Close(); cerr != nil {
 		m.log.Warn("closing broker", "err", cerr)
 	}
