@@ -81,6 +81,7 @@ type Config struct {
 	SSEDetach            bool
 	RedirectWWW          bool
 	SSEPresence          bool
+	ParkIdleConns        bool // HTTP_PARK_IDLE: keep-alive connections wait between requests in epoll, not net/http
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into the process environment without overriding variables that are
@@ -244,6 +245,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.SSEDetach = boolean("SSE_DETACH", true)
 	c.RedirectWWW = boolean("REDIRECT_WWW", false)
 	c.SSEPresence = boolean("SSE_PRESENCE", true)
+	c.ParkIdleConns = boolean("HTTP_PARK_IDLE", true)
 	c.WebhookSigningSecret = str("WEBHOOK_SIGNING_SECRET", "")
 	c.WebhookAllowPrivate = boolean("WEBHOOK_ALLOW_PRIVATE", false)
 	c.SMSProvider = strings.ToLower(str("SMS_PROVIDER", "log"))

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/qryptchat/suparelay/api"
 	"github.com/qryptchat/suparelay/frontdoor"
+	"github.com/qryptchat/suparelay/internal/idlepark"
 	"github.com/qryptchat/suparelay/internal/netpoll"
 	"github.com/qryptchat/suparelay/jobs"
 	"github.com/qryptchat/suparelay/middleware"
@@ -85,8 +87,9 @@ type Main struct {
 	api      *api.Server
 	webhooks *webhooks.Deliverer
 	expiry   *jobs.Runner
-	registry *prometheus.Registry // everything /metrics exports
-	netpoll  *netpoll.Watcher     // hang-ups of detached streams; nil off Linux or without SSE_DETACH
+	registry *prometheus.Registry            // everything /metrics exports
+	netpoll  *netpoll.Watcher                // hang-ups of detached streams, idle keep-alive connections; nil off Linux
+	parker   atomic.Pointer[idlepark.Parker] // set by Listen when HTTP_PARK_IDLE is on
 }
 
 // NewMain builds the server from cfg. Nothing here needs Supabase or Redis to be up.
@@ -122,11 +125,12 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		m.broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{HistorySize: cfg.SSEHistorySize, HistoryTTL: cfg.SSEHistoryTTL,
 			HistoryMaxBytes: cfg.SSEHistoryMaxBytes})
 	}
-	if cfg.SSEDetach {
+	if cfg.SSEDetach || cfg.ParkIdleConns {
 		// One epoll instance notices every detached client hanging up, instead of a reader goroutine per stream
-		// (~4 KiB each). Off Linux it is absent and the hub keeps the goroutines.
+		// (~4 KiB each), and every parked keep-alive connection's next request. Off Linux it is absent: the hub
+		// keeps the goroutines and net/http the idle connections.
 		if m.netpoll, err = netpoll.New(); err != nil {
-			log.Warn("epoll close watcher unavailable: a reader goroutine per detached stream", "err", err)
+			log.Warn("epoll watcher unavailable: a reader goroutine per detached stream, no idle parking", "err", err)
 			m.netpoll = nil
 		}
 	}
@@ -136,7 +140,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		HistoryMaxBytes: cfg.SSEHistoryMaxBytes,
 		// Detached HTTP/1.1 streams hold ~12 KiB instead of ~28 KiB (relay/BENCHMARKS.md); the access log then
 		// records only the stream's set-up, and Run ends streams through hub.Shutdown before draining HTTP.
-		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence, CloseWatcher: m.netpoll,
+		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence, CloseWatcher: m.watcherIf(cfg.SSEDetach),
 	}, log, reg)
 
 	cookie := cfg.CookieName
@@ -196,6 +200,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 			MaxRecipients: cfg.MessageMaxRecipients, CiphertextMaxBytes: cfg.MessageCiphertextMaxBytes},
 	})
 	registerStateMetrics(reg, client, m.hub)
+	registerParkMetrics(reg, m.parker.Load)
 	if cfg.ServiceRoleKey != "" && cfg.ExpiryJobInterval > 0 {
 		var lock jobs.Locker = jobs.NewLocalLocker()
 		if m.redis != nil {
@@ -263,7 +268,24 @@ func (m *Main) Listen() error {
 		return err
 	}
 	m.listener = ln
+	if w := m.watcherIf(m.cfg.ParkIdleConns); w != nil {
+		p, err := idlepark.New(ln, idlepark.Config{Watcher: w, IdleTimeout: m.server.IdleTimeout, Logger: m.log})
+		if err != nil {
+			return err
+		}
+		m.parker.Store(p)
+		m.listener = p
+		m.server.Handler = p.Handler(m.server.Handler) // outermost: every inner writer writes into its buffer
+	}
 	return nil
+}
+
+// watcherIf is the epoll watcher for a feature that is on, nil otherwise (or where there is none).
+func (m *Main) watcherIf(on bool) *netpoll.Watcher {
+	if !on {
+		return nil
+	}
+	return m.netpoll
 }
 
 // Run serves until ctx is done, then shuts down in order: stop accepting, end streams with a retry hint, drain

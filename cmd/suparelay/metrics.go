@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qryptchat/suparelay/internal/idlepark"
 	"github.com/qryptchat/suparelay/relay"
 	"github.com/qryptchat/suparelay/supa"
 )
@@ -74,5 +75,34 @@ func registerStateMetrics(reg prometheus.Registerer, client *supa.Client, hub *r
 			}
 			return 1
 		}),
+	)
+}
+
+// registerParkMetrics exports the keep-alive parking counters (HTTP_PARK_IDLE); zero while it is off.
+func registerParkMetrics(reg prometheus.Registerer, parker func() *idlepark.Parker) {
+	if reg == nil {
+		return
+	}
+	stat := func(f func(idlepark.Stats) float64) func() float64 {
+		return func() float64 {
+			if p := parker(); p != nil {
+				return f(p.Stats())
+			}
+			return 0
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "suparelay", Subsystem: "http", Name: "parked_connections",
+			Help: "Idle keep-alive connections waiting in epoll for their next request (HTTP_PARK_IDLE)."},
+			stat(func(s idlepark.Stats) float64 { return float64(s.Parked) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "suparelay", Subsystem: "http", Name: "parks_total",
+			Help: "Responses written by the parker, each followed by parking the connection or handing it back."},
+			stat(func(s idlepark.Stats) float64 { return float64(s.Parks) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "suparelay", Subsystem: "http", Name: "park_fallbacks_total",
+			Help: "Requests the parker left to net/http after buffering them (too large to drain, trailers, ...)."},
+			stat(func(s idlepark.Stats) float64 { return float64(s.Fallbacks) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "suparelay", Subsystem: "http", Name: "park_expired_total",
+			Help: "Parked connections closed after the server's idle timeout."},
+			stat(func(s idlepark.Stats) float64 { return float64(s.Expired) })),
 	)
 }
