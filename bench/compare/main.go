@@ -238,7 +238,7 @@ func run(ctx context.Context, root string, o options) error {
 			var t target
 			switch {
 			case s == relayName:
-				if proc, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis); err != nil {
+				if proc, err = startSuparelay(ctx, bin, o.outDir, st, keys, o.redis, o.streamsPerUser); err != nil {
 					return err
 				}
 				t = target{name: relayName, base: proc.base, server: procGroup{Name: relayName, PID: proc.cmd.Process.Pid}}

@@ -120,8 +120,9 @@ func buildSuparelay(ctx context.Context, root, dir string) (string, error) {
 
 // startSuparelay runs bin (in dir, where it logs to suparelay.log) on a free loopback port against the orig stack, in the production configuration except
 // for what a load test must change: no rate limits (the load comes from a few addresses), no expiry job, no front
-// door (the original serves its own pages; only /api is compared).
-func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys, useRedis bool) (*serverProc, error) {
+// door (the original serves its own pages; only /api is compared), and a per-user stream cap of at least
+// streamsPerUser (the original has none; production's default is 10).
+func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys, useRedis bool, streamsPerUser int) (*serverProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -131,6 +132,7 @@ func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys
 		"SUPABASE_ANON_KEY": keys.anon, "SUPABASE_SERVICE_ROLE_KEY": keys.service, "SUPABASE_JWT_SECRET": keys.jwtSecret,
 		"EXPIRY_JOB_INTERVAL": "0", "RATE_LIMITS": "false", "FRONTEND_URL": "", "PROXY_SUPABASE": "false",
 		"LOG_LEVEL": "warn", "LOG_FORMAT": "text", "REDIS_URL": "",
+		"SSE_MAX_STREAMS_PER_USER": strconv.Itoa(max(10, streamsPerUser)),
 	}
 	if useRedis && s.redisURL != "" {
 		env["REDIS_URL"] = s.redisURL
