@@ -200,3 +200,53 @@ func TestRedisPrefixThroughMain(t *testing.T) {
 		t.Fatalf("keys under %s: %v, want the auth rule's two rate windows under %srate:", prefix, keys, prefix)
 	}
 }
+
+// TestKeepAliveParkedThroughServer: with HTTP_PARK_IDLE (the default) a keep-alive connection between requests
+// is parked (suparelay_http_parked_connections), and its next requests are served as before; with
+// HTTP_PARK_IDLE=false net/http keeps it.
+func TestKeepAliveParkedThroughServer(t *testing.T) {
+	for _, park := range []string{"true", "false"} {
+		t.Run("HTTP_PARK_IDLE="+park, func(t *testing.T) {
+			base, _ := startMainLogging(t, noSupabase(t, map[string]string{"HTTP_PARK_IDLE": park}), io.Discard)
+			addr := strings.TrimPrefix(base, "http://")
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := range 3 {
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("request %d: status %d", i, resp.StatusCode)
+				}
+			}
+			want := map[string]string{"true": "1", "false": "0"}[park]
+			var got string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				res, err := http.Get(base + "/metrics") // its own connection, not parked yet while it is served
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				for _, line := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "suparelay_http_parked_connections "); ok {
+						got = v
+					}
+				}
+				if got == want {
+					return
+				}
+			}
+			t.Errorf("suparelay_http_parked_connections = %q, want %s", got, want)
+		})
+	}
+}

@@ -268,16 +268,23 @@ func (m *Main) Listen() error {
 		return err
 	}
 	m.listener = ln
-	if w := m.watcherIf(m.cfg.ParkIdleConns); w != nil {
-		p, err := idlepark.New(ln, idlepark.Config{Watcher: w, IdleTimeout: m.server.IdleTimeout, Logger: m.log})
-		if err != nil {
-			return err
-		}
-		m.parker.Store(p)
-		m.listener = p
-		m.server.Handler = p.Handler(m.server.Handler) // outermost: every inner writer writes into its buffer
-	}
 	return nil
+}
+
+// park puts the keep-alive parker (HTTP_PARK_IDLE) in front of the listener and around the handler, and returns
+// the listener to serve on (the bound one when parking is off).
+func (m *Main) park() (net.Listener, error) {
+	w := m.watcherIf(m.cfg.ParkIdleConns)
+	if w == nil {
+		return m.listener, nil
+	}
+	p, err := idlepark.New(m.listener, idlepark.Config{Watcher: w, IdleTimeout: m.server.IdleTimeout, Logger: m.log})
+	if err != nil {
+		return nil, err
+	}
+	m.parker.Store(p)
+	m.server.Handler = p.Handler(m.server.Handler) // outermost: every inner writer writes into its buffer
+	return p, nil
 }
 
 // watcherIf is the epoll watcher for a feature that is on, nil otherwise (or where there is none).
@@ -297,6 +304,10 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.Listen(); err != nil {
 			return err
 		}
+	}
+	ln, err := m.park()
+	if err != nil {
+		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -324,7 +335,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- m.server.Serve(m.listener) }()
+	go func() { errc <- m.server.Serve(ln) }()
 	m.log.Info("listening", "addr", m.listener.Addr().String())
 
 	select {
@@ -337,7 +348,7 @@ func (m *Main) Run(ctx context.Context) error {
 	defer scancel()
 	m.server.SetKeepAlivesEnabled(false)
 	m.hub.Shutdown(sctx)
-	err := m.server.Shutdown(sctx)
+	err = m.server.Shutdown(sctx)
 	if berr := m.api.Close(sctx); berr != nil {
 		m.log.Warn("background work canceled at shutdown", "err", berr)
 	}
