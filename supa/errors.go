@@ -124,10 +124,26 @@ func KindOf(err error) Kind {
 // IsNotFound reports whether err means "no such row".
 func IsNotFound(err error) bool { return KindOf(err) == KindNotFound }
 
+// txRolledBack reports whether err is PostgreSQL saying it rolled the transaction back for a lock conflict:
+// deadlock_detected (40P01, this transaction was the deadlock victim) or serialization_failure (40001). Nothing of
+// such a transaction was stored and running it again may succeed. PostgREST 12 answers both with HTTP 500 and the
+// SQLSTATE as the JSON code (class 40 → 500 in its error table); it retries a 40001 itself (hasql-transaction does,
+// within the request), so in practice only 40P01 reaches us. The rest of class 40 is left out on purpose: 40003
+// (statement_completion_unknown) is an unknown outcome.
+func txRolledBack(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status != 0 && (e.Code == "40P01" || e.Code == "40001")
+}
+
 // OutcomeUnknown reports whether a failed write may have committed all the same: no answer arrived (timeout,
 // broken or refused connection) or the gateway answered for PostgREST (5xx). A refusal by the database, a bad
-// request, or this node's gate shedding the call (never sent) are known outcomes.
+// request, or this node's gate shedding the call (never sent) are known outcomes, and so is a transaction the
+// database rolled back for a deadlock or a serialization failure: PostgREST answers those with a 500, but the
+// SQLSTATE in the answer says the transaction did not commit (txRolledBack).
 func OutcomeUnknown(err error) bool {
+	if txRolledBack(err) {
+		return false
+	}
 	switch KindOf(err) {
 	case KindTimeout, KindUnavailable:
 		return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -52,11 +53,27 @@ type SentMessage struct {
 	Participants []string        `json:"participants"`
 }
 
+// Retries of a send the database rolled back for a lock conflict (txRolledBack).
+const (
+	sendRetries      = 2                     // at most this many calls after the first
+	sendRetryMinWait = 10 * time.Millisecond // the pause before each retry is drawn from [min, max]
+	sendRetryMaxWait = 50 * time.Millisecond
+)
+
 // SendMessage stores one message with its per-recipient copies and deliveries in one atomic RPC
 // (api_send_message). Copies for users who are not active participants are dropped by the database. Refusals:
 // ErrNotParticipant (the caller is not an active participant), ErrNoRecipients (no copy is for an active
 // participant), ErrReplyNotInConversation, ErrSendDeadlinePassed (m.NotAfter passed before the commit: nothing
 // is stored).
+//
+// A send the database chose as a deadlock victim (40P01) or failed for serialization (40001) is retried, at most
+// sendRetries times, after a pause of 10–50 ms (jittered, so that two sends caught in one conflict do not meet again
+// in lockstep). The send's own locks never conflict with each other (KEY SHARE row locks for its foreign keys, an
+// advisory lock per message id), so such a conflict comes from another workload on the same rows — a bulk deletion
+// of users, say — and is over quickly. Retrying is safe: the whole transaction was rolled back, nothing of it is
+// stored, and the retry uses the same m.ID. No retry is started once m.NotAfter has passed (the database would
+// refuse to commit it) or when the pause would reach ctx's deadline; the last error is returned then, and it is a
+// definite failure (OutcomeUnknown is false for it).
 func (r Rest) SendMessage(ctx context.Context, m NewMessage) (SentMessage, error) {
 	copies := make(map[string]string, len(m.Contents))
 	for id, text := range m.Contents {
@@ -83,9 +100,38 @@ func (r Rest) SendMessage(ctx context.Context, m NewMessage) (SentMessage, error
 	if !m.NotAfter.IsZero() {
 		args["p_not_after"] = m.NotAfter.UTC().Format(time.RFC3339Nano)
 	}
-	var sent SentMessage
-	err := r.RPC(ctx, "api_send_message", args, &sent)
-	return sent, err
+	for retry := 0; ; retry++ {
+		var sent SentMessage
+		err := r.RPC(ctx, "api_send_message", args, &sent)
+		if err == nil {
+			return sent, nil
+		}
+		if retry == sendRetries || !txRolledBack(err) || !pauseBeforeRetry(ctx, m.NotAfter) {
+			return SentMessage{}, err
+		}
+	}
+}
+
+// pauseBeforeRetry waits a jittered sendRetryMinWait–sendRetryMaxWait and reports whether a retry may follow: not
+// when notAfter (if set) has passed or would pass during the pause, nor when ctx ends or its deadline would pass
+// first.
+func pauseBeforeRetry(ctx context.Context, notAfter time.Time) bool {
+	wait := sendRetryMinWait + rand.N(sendRetryMaxWait-sendRetryMinWait+1)
+	resume := time.Now().Add(wait)
+	if !notAfter.IsZero() && !resume.Before(notAfter) {
+		return false
+	}
+	if d, ok := ctx.Deadline(); ok && !resume.Before(d) {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // ResolveSend settles a SendMessage whose answer never arrived (a timeout, a broken connection): the database
