@@ -174,6 +174,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, f failu
 		write(w, http.StatusServiceUnavailable, overloadedText)
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "shed: PostgREST slots full", slog.String("path", r.URL.Path))
 		return
+	case kind == supa.KindRolledBack:
+		// The database chose this transaction as a deadlock victim (after supa's own retries): nothing was stored
+		// and the same request may succeed in a moment — the client's "try again", not a 500.
+		w.Header().Set("Retry-After", "1")
+		write(w, http.StatusServiceUnavailable, overloadedText)
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "database lock conflict: transaction rolled back",
+			slog.String("path", r.URL.Path), slog.Any("err", err))
+		return
 	case kind == supa.KindUnavailable:
 		status = http.StatusBadGateway
 	case kind == supa.KindTimeout:

@@ -37,6 +37,8 @@ func TestFailTable(t *testing.T) {
 			503, `{"error":"` + overloadedText + `"}`},
 		{"shed, files body", &supa.Error{Op: "rpc", Err: supa.ErrOverloaded}, failures{internal: "x", files: true},
 			503, `{"error":"` + overloadedText + `","message":"` + overloadedText + `"}`},
+		{"deadlock victim", &supa.Error{Op: "rpc api_send_message", Status: 500, Code: "40P01", Message: "deadlock detected"},
+			failures{internal: "x", fixed: true}, 503, `{"error":"` + overloadedText + `"}`},
 		{"refusal before details", supa.ErrDeleteReturnedEmpty, failures{internal: "x", fixed: true, details: "d",
 			refusals: map[error]answer{supa.ErrDeleteReturnedEmpty: {500, "empty"}}}, 500, `{"error":"empty"}`},
 	} {
@@ -48,6 +50,9 @@ func TestFailTable(t *testing.T) {
 		_ = json.Unmarshal([]byte(tc.body), &want)
 		if w.Code != tc.status || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, w.Code, w.Body, tc.status, tc.body)
+		}
+		if ra := w.Header().Get("Retry-After"); (tc.status == 503) != (ra == "1") {
+			t.Errorf("%s: Retry-After %q", tc.name, ra)
 		}
 	}
 }

@@ -71,6 +71,7 @@ const (
 	KindUnavailable      // no answer: connection refused, reset, 502/503
 	KindTimeout          // no answer in time: deadline, 504
 	KindOverloaded       // not sent: this node's PostgREST calls were all in use (ErrOverloaded)
+	KindRolledBack       // the database rolled the transaction back for a lock conflict (40P01, 40001): retry
 )
 
 // KindOf says what kind of failure err is; nil and non-supa errors are KindOther (context deadlines KindTimeout).
@@ -87,6 +88,9 @@ func KindOf(err error) Kind {
 	}
 	if errors.Is(e.Err, ErrOverloaded) {
 		return KindOverloaded
+	}
+	if txRolledBack(err) {
+		return KindRolledBack
 	}
 	switch e.Code {
 	case "PGRST116":
