@@ -549,7 +549,7 @@ start_redis() {
 start_redis_cluster() {
 	REDIS_CLUSTER_ADDRS=""
 	[[ ${STACK_REDIS_CLUSTER:-1} == 1 ]] || return 0
-	local i port addrs=() all_up=1
+	local i port bus addrs=() all_up=1
 	for i in 1 2 3; do
 		if port=$(running_on "redis-c$i") && [[ -n $port ]] && redis_pings 127.0.0.1 "$port"; then
 			addrs+=("127.0.0.1:$port")
@@ -566,11 +566,16 @@ start_redis_cluster() {
 	for i in 1 2 3; do
 		stop_pid "redis-c$i" redis-server
 		port=$(port_for "redis-c$i")
+		# The cluster bus gets a port of its own from the stack's range: by default it is port+10000, which
+		# lands in the kernel's ephemeral range, where a client's connection may already hold it (seen once).
+		bus=$(port_for "redis-c$i-bus")
 		rm -rf "$STATE/redis-c$i"
 		mkdir -p "$STATE/redis-c$i"
-		spawn "redis-c$i" redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-			--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 --dir "$STATE/redis-c$i"
+		spawn "redis-c$i" redis-server --bind 127.0.0.1 --port "$port" --cluster-port "$bus" --save "" \
+			--appendonly no --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+			--dir "$STATE/redis-c$i"
 		echo "$port" >"$STATE/redis-c$i.port"
+		echo "$bus" >"$STATE/redis-c$i-bus.port"
 		addrs+=("127.0.0.1:$port")
 	done
 	local a
