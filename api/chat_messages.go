@@ -38,7 +38,7 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 	}
 	var body struct {
 		ConversationID    any             `json:"conversation_id"`
-		EncryptedContents json.RawMessage `json:"encrypted_contents"`
+		EncryptedContents any             `json:"encrypted_contents"`
 		ContentType       any             `json:"content_type"`
 		HasAttachments    any             `json:"has_attachments"`
 		ReplyToID         any             `json:"reply_to_id"`
@@ -47,7 +47,7 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	convID, _ := body.ConversationID.(string)
-	if convID == "" || rawFalsy(body.EncryptedContents) {
+	if convID == "" || jsFalsy(body.EncryptedContents) {
 		writeError(w, http.StatusBadRequest, "Missing required fields: conversation_id, encrypted_contents")
 		return
 	}

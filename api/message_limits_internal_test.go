@@ -87,7 +87,11 @@ func TestMessageLimits(t *testing.T) {
 		{"empty", json.RawMessage(`{}`), contentsMalformed},
 		{"not an object", json.RawMessage(`["a"]`), contentsMalformed},
 	} {
-		if _, got := l.recipientContents(c.raw); got != c.want {
+		var v any
+		if err := json.Unmarshal(c.raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := l.recipientContents(v); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -35,7 +34,7 @@ const badContents = "encryptedContents must be an object with user_id -> encrypt
 
 type sendRequest struct {
 	ConversationID    any             `json:"conversationId"`
-	EncryptedContents json.RawMessage `json:"encryptedContents"`
+	EncryptedContents any             `json:"encryptedContents"`
 	MessageType       any             `json:"messageType"`
 	Metadata          json.RawMessage `json:"metadata"`
 	ReplyToID         any             `json:"replyToId"`
@@ -54,7 +53,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	convID, _ := body.ConversationID.(string)
-	if convID == "" || rawFalsy(body.EncryptedContents) {
+	if convID == "" || jsFalsy(body.EncryptedContents) {
 		writeError(w, http.StatusBadRequest, "Conversation ID and encrypted contents are required")
 		return
 	}
@@ -124,12 +123,18 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": sent.Message})
 }
 
-// rawFalsy reports whether a raw JSON value is absent or falsy in JavaScript's sense (null, false, 0, ""): the
+// jsFalsy reports whether a decoded JSON value is absent or falsy in JavaScript's sense (null, false, 0, ""): the
 // original tested presence with `!value`.
-func rawFalsy(v json.RawMessage) bool {
-	switch string(bytes.TrimSpace(v)) {
-	case "", "null", "false", "0", `""`, "-0", "0.0":
+func jsFalsy(v any) bool {
+	switch t := v.(type) {
+	case nil:
 		return true
+	case bool:
+		return !t
+	case float64:
+		return t == 0
+	case string:
+		return t == ""
 	}
 	return false
 }

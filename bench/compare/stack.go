@@ -134,6 +134,9 @@ func startSuparelay(ctx context.Context, bin, dir string, s *stack, keys apiKeys
 		"LOG_LEVEL": "warn", "LOG_FORMAT": "text", "REDIS_URL": "",
 		"SSE_MAX_STREAMS_PER_USER": strconv.Itoa(max(10, streamsPerUser)),
 	}
+	if a := os.Getenv("COMPARE_PPROF_ADDR"); a != "" { // to profile suparelay during a run (loopback only)
+		env["DEBUG_PPROF_ADDR"] = a
+	}
 	if useRedis && s.redisURL != "" {
 		env["REDIS_URL"] = s.redisURL
 		env["REDIS_PREFIX"] = fmt.Sprintf("benchcompare%d:", os.Getpid())
