@@ -75,30 +75,9 @@ const (
 // refuse to commit it) or when the pause would reach ctx's deadline; the last error is returned then, and it is a
 // definite failure (OutcomeUnknown is false for it).
 func (r Rest) SendMessage(ctx context.Context, m NewMessage) (SentMessage, error) {
-	copies := make(map[string]string, len(m.Contents))
-	for id, text := range m.Contents {
-		copies[id] = base64.StdEncoding.EncodeToString([]byte(text))
-	}
-	msgType, contentType, metadata := m.MessageType, m.ContentType, m.Metadata
-	if msgType == "" {
-		msgType = "text"
-	}
-	if contentType == "" {
-		contentType = "text"
-	}
-	if len(metadata) == 0 {
-		metadata = json.RawMessage(`{}`)
-	}
-	args := map[string]any{
-		"p_conversation_id": m.ConversationID, "p_encrypted_contents": copies, "p_message_type": msgType,
-		"p_metadata": metadata, "p_reply_to_id": m.ReplyToID, "p_content_type": contentType,
-		"p_has_attachments": m.HasAttachments,
-	}
-	if m.ID != "" {
-		args["p_message_id"] = m.ID
-	}
-	if !m.NotAfter.IsZero() {
-		args["p_not_after"] = m.NotAfter.UTC().Format(time.RFC3339Nano)
+	args, err := sendBody(m)
+	if err != nil {
+		return SentMessage{}, &Error{Op: "rpc api_send_message", Err: err}
 	}
 	for retry := 0; ; retry++ {
 		var sent SentMessage
@@ -110,6 +89,59 @@ func (r Rest) SendMessage(ctx context.Context, m NewMessage) (SentMessage, error
 			return SentMessage{}, err
 		}
 	}
+}
+
+// sendBody renders api_send_message's arguments. The copies are nearly all of a send's bytes (~0.65 MB into a
+// 201-member room): they go straight into one buffer of their size — keys JSON-quoted, values base64, which needs
+// no escaping — instead of through json.Marshal's sort and per-byte escape scan of a map (BenchmarkSendBody).
+func sendBody(m NewMessage) (json.RawMessage, error) {
+	msgType, contentType, metadata := m.MessageType, m.ContentType, m.Metadata
+	if msgType == "" {
+		msgType = "text"
+	}
+	if contentType == "" {
+		contentType = "text"
+	}
+	if len(metadata) == 0 {
+		metadata = json.RawMessage(`{}`)
+	}
+	args := map[string]any{
+		"p_conversation_id": m.ConversationID, "p_message_type": msgType, "p_metadata": metadata,
+		"p_reply_to_id": m.ReplyToID, "p_content_type": contentType, "p_has_attachments": m.HasAttachments,
+	}
+	if m.ID != "" {
+		args["p_message_id"] = m.ID
+	}
+	if !m.NotAfter.IsZero() {
+		args["p_not_after"] = m.NotAfter.UTC().Format(time.RFC3339Nano)
+	}
+	head, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	size := len(head) + 32
+	for id, text := range m.Contents {
+		size += len(id) + base64.StdEncoding.EncodedLen(len(text)) + 8
+	}
+	out := make([]byte, 0, size)
+	out = append(out, head[:len(head)-1]...) // the object without its closing brace
+	out = append(out, `,"p_encrypted_contents":{`...)
+	first := true
+	for id, text := range m.Contents {
+		key, err := json.Marshal(id)
+		if err != nil {
+			return nil, err
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, key...)
+		out = append(out, ':', '"')
+		out = base64.StdEncoding.AppendEncode(out, []byte(text))
+		out = append(out, '"')
+	}
+	return append(out, "}}"...), nil
 }
 
 // pauseBeforeRetry waits a jittered sendRetryMinWait–sendRetryMaxWait and reports whether a retry may follow: not
