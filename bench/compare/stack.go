@@ -107,8 +107,12 @@ func (s *stack) sharedGroups() ([]procGroup, error) {
 	return out, nil
 }
 
-// buildSuparelay builds cmd/suparelay of the module at root into dir.
+// buildSuparelay builds cmd/suparelay of the module at root into dir; COMPARE_SUPARELAY_BIN names a binary built
+// elsewhere instead (another commit's, for a before/after of suparelay alone).
 func buildSuparelay(ctx context.Context, root, dir string) (string, error) {
+	if b := os.Getenv("COMPARE_SUPARELAY_BIN"); b != "" {
+		return b, nil
+	}
 	bin := filepath.Join(dir, "suparelay")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/suparelay")
 	cmd.Dir = root

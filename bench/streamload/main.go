@@ -250,9 +250,16 @@ func (p *parent) run(ctx context.Context, o runOpts) error {
 		}
 	}
 	if o.profDir != "" && p.pprof != "" {
+		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
+			return err
+		}
 		for name, q := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1"} {
-			if body, err := get(ctx, p.pprof+"/debug/pprof/"+q); err == nil {
-				_ = os.WriteFile(filepath.Join(o.profDir, name), []byte(body), 0o644)
+			body, err := get(ctx, p.pprof+"/debug/pprof/"+q)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(o.profDir, name), []byte(body), 0o644)
+			}
+			if err != nil {
+				fmt.Printf("profile %s: %v\n", name, err)
 			}
 		}
 		fmt.Printf("profiles saved in %s\n", o.profDir)
