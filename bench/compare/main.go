@@ -136,8 +136,8 @@ func main() {
 		fatal(fmt.Errorf("-members: 2 to %d", maxMembers))
 	case o.streamUsers < 1 || o.streamUsers > o.members:
 		fatal(errors.New("-stream-users: 1 to -members"))
-	case o.streamsPerUser < 1 || o.streamsPerUser > 10:
-		fatal(errors.New("-streams-per-user: 1 to 10 (suparelay's default per-user limit)"))
+	case o.streamsPerUser < 1 || o.streamsPerUser > 50:
+		fatal(errors.New("-streams-per-user: 1 to 50 (suparelay runs with SSE_MAX_STREAMS_PER_USER raised to it)"))
 	case o.streamsPerProc < 1 || o.streamsPerProc > maxStreams:
 		fatal(fmt.Errorf("-streams-per-process: 1 to %d (20,000 open files per process)", maxStreams))
 	case o.streamUsers*o.streamsPerUser > maxTotalStreams:
