@@ -32,14 +32,21 @@ func (h *Hub) detach(conn net.Conn, hdr http.Header, st streamStart) {
 		}()
 	}
 	go func() {
-		defer conn.Close()
-		if watch != nil {
-			defer watch.Stop() // before Close: the descriptor number may be reused at once
+		skip, ok := h.prepare(ctx, cw, st)
+		if ok && h.lean != nil && watch != nil {
+			h.goLean(conn, cw, ctx, cancel, watch, st, skip) // this goroutine ends; lean.go serves the stream
+			return
 		}
-		defer cancel()
-		defer h.unregister(st.s)
-		h.run(ctx, cw, st)
+		if ok {
+			h.loop(ctx, cw, st.s, skip, st.expires)
+		}
 		cw.finish()
+		h.unregister(st.s)
+		cancel()
+		if watch != nil {
+			watch.Stop() // before Close: the descriptor number may be reused at once
+		}
+		_ = conn.Close()
 	}()
 }
 
@@ -92,6 +99,40 @@ func (cw *chunkWriter) write(b []byte) error {
 		*bp = out[:0]
 		bufPool.Put(bp)
 	}
+	return err
+}
+
+// writeWithin writes b as one chunk like write, but gives the socket only d; on a timeout it returns the bytes
+// the write left unwritten (a partial chunk included), for a goroutine that may wait longer.
+func (cw *chunkWriter) writeWithin(b []byte, d time.Duration) (rest []byte, err error) {
+	bp := bufPool.Get().(*[]byte)
+	out := append((*bp)[:0], cw.head...)
+	cw.head = nil
+	if len(b) > 0 {
+		out = strconv.AppendInt(out, int64(len(b)), 16)
+		out = append(out, "\r\n"...)
+		out = append(out, b...)
+		out = append(out, "\r\n"...)
+	}
+	_ = cw.conn.SetWriteDeadline(time.Now().Add(d))
+	cw.dl.at = time.Time{} // the next write sets a full deadline again
+	n, err := cw.conn.Write(out)
+	if err != nil {
+		rest = append([]byte(nil), out[n:]...)
+	}
+	if cap(out) <= 256<<10 {
+		*bp = out[:0]
+		bufPool.Put(bp)
+	}
+	return rest, err
+}
+
+// writeRaw writes bytes already framed (what writeWithin left unwritten), with a full deadline.
+func (cw *chunkWriter) writeRaw(b []byte) error {
+	if at, renew := cw.dl.renew(); renew {
+		_ = cw.conn.SetWriteDeadline(at)
+	}
+	_, err := cw.conn.Write(b)
 	return err
 }
 

@@ -15,24 +15,26 @@ import (
 // client's hang-up noticed without a write, resume and shutdown.
 func TestDetachedStream(t *testing.T) {
 	t.Parallel()
-	t.Run("reader goroutine", func(t *testing.T) { t.Parallel(); detachedStream(t, nil) })
-	t.Run("close watcher", func(t *testing.T) {
-		t.Parallel()
-		w, err := netpoll.New()
-		if err != nil {
-			t.Skip(err)
-		}
-		t.Cleanup(func() { _ = w.Close() })
-		detachedStream(t, w)
-		if w.Watching() != 0 || w.Fired() == 0 {
-			t.Errorf("watcher: %d still watched, %d fired", w.Watching(), w.Fired())
-		}
-	})
+	t.Run("reader goroutine", func(t *testing.T) { t.Parallel(); detachedStream(t, nil, false) })
+	for _, lean := range []bool{false, true} {
+		t.Run(map[bool]string{false: "close watcher", true: "lean"}[lean], func(t *testing.T) {
+			t.Parallel()
+			w, err := netpoll.New()
+			if err != nil {
+				t.Skip(err)
+			}
+			t.Cleanup(func() { _ = w.Close() })
+			detachedStream(t, w, lean)
+			if w.Watching() != 0 || w.Fired() == 0 {
+				t.Errorf("watcher: %d still watched, %d fired", w.Watching(), w.Fired())
+			}
+		})
+	}
 }
 
-func detachedStream(t *testing.T, watcher *netpoll.Watcher) {
+func detachedStream(t *testing.T, watcher *netpoll.Watcher, lean bool) {
 	b := NewMemoryBroker(MemoryBrokerConfig{})
-	h := NewHub(b, HubConfig{Now: fixedNow, DetachHTTP1: true, CloseWatcher: watcher}, nil, nil)
+	h := NewHub(b, HubConfig{Now: fixedNow, DetachHTTP1: true, CloseWatcher: watcher, LeanStreams: lean}, nil, nil)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,10 @@ type HubConfig struct {
 	// instead of a reader goroutine per stream (~4 KiB each); connections it cannot watch keep the goroutine.
 	// The caller owns it and closes it after the hub's Shutdown.
 	CloseWatcher *netpoll.Watcher
+	// LeanStreams serves live detached streams without a goroutine each (lean.go): a few writer goroutines write
+	// for all of them, and a stream whose client reads too slowly gets its own goroutine back. Needs DetachHTTP1
+	// and CloseWatcher; ~4 KiB less per stream.
+	LeanStreams bool
 }
 
 func (c HubConfig) withDefaults() HubConfig {
@@ -139,6 +143,8 @@ type Hub struct {
 	resetReq      chan struct{} // one pending request to start a new epoch (events reached only this node)
 	lostPublishes atomic.Uint64 // events the broker refused, ever: tells resetLoop whether a request is stale
 
+	lean *leanPool // the run queue of lean streams; nil without HubConfig.LeanStreams
+
 	startOnce sync.Once
 	started   atomic.Bool        // set once Start has subscribed
 	stop      context.CancelFunc // guarded by mu
@@ -181,6 +187,9 @@ func NewHub(b Broker, cfg HubConfig, log *slog.Logger, reg prometheus.Registerer
 			h.presenceQ[i] = make(chan presenceJob, presenceQueue)
 		}
 	}
+	if cfg.LeanStreams && cfg.DetachHTTP1 && cfg.CloseWatcher != nil {
+		h.lean = newLeanPool()
+	}
 	if err := registerCollector(reg, &historyCollector{h: h}); err != nil {
 		log.Error("relay: history metrics not registered", "err", err)
 	}
@@ -217,6 +226,9 @@ func (h *Hub) Start(ctx context.Context) error {
 			return
 		}
 		h.startPresence(ctx)
+		if h.lean != nil {
+			h.lean.start(ctx, h)
+		}
 		h.started.Store(true)
 		go h.touchLoop(ctx)
 		go h.resetLoop(ctx)

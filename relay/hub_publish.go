@@ -68,6 +68,9 @@ func (h *Hub) deliverLocked(us *userState, rec *record) {
 		s := us.streams[i]
 		select {
 		case s.ch <- rec:
+			if s.lean != nil {
+				s.lean.kick()
+			}
 		default:
 			h.m.slowCloses.Inc()
 			h.closeStreamLocked(s, closeSlow) // removes s from us.streams

@@ -14,6 +14,9 @@ func (h *Hub) closeStreamLocked(s *stream, why closeReason) {
 	}
 	s.closed, s.reason = true, why
 	close(s.ch)
+	if s.lean != nil {
+		s.lean.kick()
+	}
 	if i := slices.Index(s.u.streams, s); i >= 0 {
 		s.u.streams = slices.Delete(s.u.streams, i, i+1)
 	}

@@ -16,6 +16,7 @@ type metrics struct {
 	replayed     prometheus.Counter
 	resumes      *prometheus.CounterVec
 	slowCloses   prometheus.Counter
+	leanSlow     prometheus.Counter
 	brokerErrors *prometheus.CounterVec
 	gaps         prometheus.Counter
 	resets       prometheus.Counter
@@ -40,6 +41,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				"unknown_epoch, past_head, trimmed, epoch_changed; the client was then told to reload)."}, []string{"result"}),
 		slowCloses: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_slow_consumer_closes_total",
 			Help: "Streams closed because their queue overflowed."}),
+		leanSlow: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_lean_slow_handoffs_total",
+			Help: "Lean streams whose write did not finish in time and that got a goroutine of their own."}),
 		brokerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_broker_errors_total",
 			Help: "Broker calls that failed, by operation."}, []string{"op"}),
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_history_gaps_total",
@@ -55,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.streams, m.rejected, m.published, m.delivered, m.replayed, m.resumes,
-		m.slowCloses, m.brokerErrors, m.gaps, m.resets, m.publishDur, m.brokerLag} {
+		m.slowCloses, m.leanSlow, m.brokerErrors, m.gaps, m.resets, m.publishDur, m.brokerLag} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -24,7 +24,8 @@ type stream struct {
 	ch     chan *record
 	closed bool
 	reason closeReason
-	lease  string // its stream lease at the broker (node id + sequence)
+	lease  string      // its stream lease at the broker (node id + sequence)
+	lean   *leanStream // set once a detached stream is live without a goroutine (lean.go); guarded by the hub's mu
 }
 
 // streamStart is what a registered stream carries into run: register fills the first four fields, ServeStream
@@ -87,6 +88,14 @@ func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, userID string,
 
 // run is the life of a registered stream: CONNECTED, rooms, replay, then the live loop.
 func (h *Hub) run(ctx context.Context, fw frameWriter, st streamStart) {
+	if skip, ok := h.prepare(ctx, fw, st); ok {
+		h.loop(ctx, fw, st.s, skip, st.expires)
+	}
+}
+
+// prepare writes CONNECTED, waits for the user's rooms and replays what the client missed; it returns the
+// position up to which queued live records are duplicates of the replay, and false when the stream is over.
+func (h *Hub) prepare(ctx context.Context, fw frameWriter, st streamStart) (Position, bool) {
 	s, p0 := st.s, st.p0
 	if st.load { // whatever happens to this stream, the user's other streams wait for these rooms
 		defer h.loadRooms(ctx, s.u)
@@ -99,7 +108,7 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, st streamStart) {
 	connected := &record{head: frameHead(TypeConnected),
 		tail: frameTail(connectedData(st.userID, string(ts)), plan.connID, h.cfg.Retry)}
 	if fw.write(appendFrame(nil, connected, now)) != nil {
-		return
+		return Position{}, false
 	}
 	if st.load {
 		// On a helper goroutine: a broker call (go-redis) is deep, and the stack it would grow here would stay
@@ -111,14 +120,10 @@ func (h *Hub) run(ctx context.Context, fw frameWriter, st streamStart) {
 		select {
 		case <-s.u.loaded:
 		case <-ctx.Done():
-			return
+			return Position{}, false
 		}
 	}
-	skip, ok := h.replay(ctx, fw, s.u, plan, p0)
-	if !ok {
-		return
-	}
-	h.loop(ctx, fw, s, skip, st.expires)
+	return h.replay(ctx, fw, s.u, plan, p0)
 }
 
 // replay writes the records addressed to the user between the plan's position and the node's current one, after

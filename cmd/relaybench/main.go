@@ -24,6 +24,7 @@ func main() {
 		prefix    = flag.String("prefix", "relaybench:", "serve: Redis key prefix")
 		queue     = flag.Int("queue", 0, "serve: per-stream queue size (0 = default)")
 		detach    = flag.Bool("detach", false, "serve: HubConfig.DetachHTTP1 (lean hijacked streams)")
+		lean      = flag.Bool("lean", true, "serve: with -detach and -epoll, live streams without a goroutine each (HubConfig.LeanStreams)")
 		epoll     = flag.Bool("epoll", true, "serve: with -detach, notice hang-ups through one epoll watcher (HubConfig.CloseWatcher) instead of a reader goroutine per stream")
 
 		urls      = flag.String("url", "http://127.0.0.1:8081", "client: node base URLs, comma-separated")
@@ -42,7 +43,7 @@ func main() {
 	)
 	flag.Parse()
 	if *serveMode {
-		if err := serve(*addr, *redisURL, *prefix, *queue, *detach, *epoll); err != nil {
+		if err := serve(*addr, *redisURL, *prefix, *queue, *detach, *epoll, *lean); err != nil {
 			fmt.Fprintln(os.Stderr, "relaybench:", err)
 			os.Exit(1)
 		}

@@ -28,7 +28,7 @@ import (
 //	POST /join?room=<r>&prefix=<p>&from=<i>&n=<k>  joins users <p><i> … <p><i+k-1> to room r
 //	POST /publish?room=<r>  body = JSON payload    PublishToRoom(r, Event{Type:"B", Data: body})
 //	GET  /stats?gc=1                               memory and stream counts (after a GC when gc=1)
-func serve(addr, redisURL, prefix string, queue int, detach, epoll bool) error {
+func serve(addr, redisURL, prefix string, queue int, detach, epoll, lean bool) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var b relay.Broker = relay.NewMemoryBroker(relay.MemoryBrokerConfig{})
 	if redisURL != "" {
@@ -49,6 +49,7 @@ func serve(addr, redisURL, prefix string, queue int, detach, epoll bool) error {
 		}
 		defer w.Close()
 		cfg.CloseWatcher = w
+		cfg.LeanStreams = lean
 	}
 	hub := relay.NewHub(b, cfg, log, nil)
 	if err := hub.Start(ctx); err != nil {

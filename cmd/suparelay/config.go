@@ -82,6 +82,7 @@ type Config struct {
 	RedirectWWW          bool
 	SSEPresence          bool
 	ParkIdleConns        bool // HTTP_PARK_IDLE: keep-alive connections wait between requests in epoll, not net/http
+	SSELean              bool // SSE_LEAN: live detached streams without a goroutine each (relay.HubConfig.LeanStreams)
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into the process environment without overriding variables that are
@@ -246,6 +247,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.RedirectWWW = boolean("REDIRECT_WWW", false)
 	c.SSEPresence = boolean("SSE_PRESENCE", true)
 	c.ParkIdleConns = boolean("HTTP_PARK_IDLE", true)
+	c.SSELean = boolean("SSE_LEAN", true)
 	c.WebhookSigningSecret = str("WEBHOOK_SIGNING_SECRET", "")
 	c.WebhookAllowPrivate = boolean("WEBHOOK_ALLOW_PRIVATE", false)
 	c.SMSProvider = strings.ToLower(str("SMS_PROVIDER", "log"))

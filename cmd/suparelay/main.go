@@ -141,6 +141,7 @@ func NewMain(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		// Detached HTTP/1.1 streams hold ~12 KiB instead of ~28 KiB (relay/BENCHMARKS.md); the access log then
 		// records only the stream's set-up, and Run ends streams through hub.Shutdown before draining HTTP.
 		DetachHTTP1: cfg.SSEDetach, Presence: cfg.SSEPresence, CloseWatcher: m.watcherIf(cfg.SSEDetach),
+		LeanStreams: cfg.SSELean,
 	}, log, reg)
 
 	cookie := cfg.CookieName
