@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qryptchat/suparelay/internal/netpoll"
 )
 
 const browserPage = `<!doctype html><meta charset="utf-8"><title>relay</title><script>
@@ -43,16 +45,25 @@ func launchChromium(t *testing.T) *chromium.Browser {
 // published in between, once each.
 func TestBrowserEventSourceResume(t *testing.T) {
 	t.Parallel()
-	for _, detach := range []bool{false, true} {
-		t.Run(map[bool]string{false: "net-http", true: "detached"}[detach], func(t *testing.T) {
+	for _, mode := range []string{"net-http", "detached", "lean"} {
+		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			browserResume(t, detach)
+			cfg := HubConfig{Retry: time.Second, DetachHTTP1: mode != "net-http"}
+			if mode == "lean" {
+				w, err := netpoll.New()
+				if err != nil {
+					t.Skip(err)
+				}
+				t.Cleanup(func() { _ = w.Close() })
+				cfg.CloseWatcher, cfg.LeanStreams = w, true
+			}
+			browserResume(t, cfg)
 		})
 	}
 }
 
-func browserResume(t *testing.T, detach bool) {
-	h := newTestHub(t, NewMemoryBroker(MemoryBrokerConfig{}), HubConfig{Retry: time.Second, DetachHTTP1: detach})
+func browserResume(t *testing.T, cfg HubConfig) {
+	h := newTestHub(t, NewMemoryBroker(MemoryBrokerConfig{}), cfg)
 
 	var mu sync.Mutex
 	var lastIDs []string
