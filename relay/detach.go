@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qryptchat/suparelay/internal/netpoll"
@@ -21,8 +22,14 @@ func (h *Hub) detach(conn net.Conn, hdr http.Header, st streamStart) {
 	cw := &chunkWriter{conn: conn, dl: writeDeadline{timeout: h.cfg.WriteTimeout}, head: responseHead(hdr)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var watch *netpoll.Watch
+	var lean atomic.Pointer[leanStream] // set once the stream is lean: a hang-up must then also kick it
 	if h.cfg.CloseWatcher != nil {
-		watch, _ = h.cfg.CloseWatcher.Watch(conn, cancel)
+		watch, _ = h.cfg.CloseWatcher.Watch(conn, func() {
+			cancel()
+			if ls := lean.Load(); ls != nil {
+				ls.kick()
+			}
+		})
 	}
 	if watch == nil {
 		go func() {
@@ -34,7 +41,7 @@ func (h *Hub) detach(conn net.Conn, hdr http.Header, st streamStart) {
 	go func() {
 		skip, ok := h.prepare(ctx, cw, st)
 		if ok && h.lean != nil && watch != nil {
-			h.goLean(conn, cw, ctx, cancel, watch, st, skip) // this goroutine ends; lean.go serves the stream
+			h.goLean(conn, cw, ctx, cancel, watch, st, skip, &lean) // this goroutine ends; lean.go serves the stream
 			return
 		}
 		if ok {

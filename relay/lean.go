@@ -46,7 +46,6 @@ type leanStream struct {
 	lastWrite time.Time
 	hb        *time.Timer
 	exp       *time.Timer
-	stopCtx   func() bool
 }
 
 // leanPool is the hub's run queue of kicked lean streams and its writer goroutines.
@@ -115,20 +114,21 @@ func (ls *leanStream) kick() {
 }
 
 // goLean turns a detached stream that has written CONNECTED and its replay into a lean one; the calling
-// goroutine may then end.
+// goroutine may then end. published is where the close watcher's callback finds it (a hang-up cancels ctx and
+// kicks the stream); not context.AfterFunc, which costs ~0.7 KiB per stream.
 func (h *Hub) goLean(conn net.Conn, cw *chunkWriter, ctx context.Context, cancel context.CancelFunc,
-	watch *netpoll.Watch, st streamStart, skip Position) {
+	watch *netpoll.Watch, st streamStart, skip Position, published *atomic.Pointer[leanStream]) {
 	ls := &leanStream{h: h, st: st, conn: conn, cw: cw, ctx: ctx, cancel: cancel, watch: watch, skip: skip,
 		lastWrite: time.Now()}
 	ls.hb = time.AfterFunc(h.cfg.Heartbeat, func() { ls.hbDue.Store(true); ls.kick() })
 	if !st.expires.IsZero() {
-		ls.exp = time.AfterFunc(time.Until(st.expires), cancel)
+		ls.exp = time.AfterFunc(time.Until(st.expires), func() { cancel(); ls.kick() })
 	}
-	ls.stopCtx = context.AfterFunc(ctx, ls.kick) // the client hung up (watcher), the token expired
+	published.Store(ls)
 	h.mu.Lock()
 	st.s.lean = ls
 	h.mu.Unlock()
-	ls.kick() // records queued while it was becoming lean
+	ls.kick() // records queued while it was becoming lean, or a hang-up that came before published was set
 }
 
 // serveLean writes what is due on ls: queued records, a heartbeat, or the end.
@@ -240,7 +240,6 @@ func (ls *leanStream) stopTimers() {
 	if ls.exp != nil {
 		ls.exp.Stop()
 	}
-	ls.stopCtx()
 }
 
 // finish ends the stream: tail (a retry hint) and the end of the chunked body, then the same clean-up as a
