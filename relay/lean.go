@@ -131,64 +131,63 @@ func (h *Hub) goLean(conn net.Conn, cw *chunkWriter, ctx context.Context, cancel
 	ls.kick() // records queued while it was becoming lean, or a hang-up that came before published was set
 }
 
-// serveLean writes what is due on ls: queued records, a heartbeat, or the end.
+// serveLean writes what is due on ls — queued records, a heartbeat, or the end — one batch per turn.
 func (h *Hub) serveLean(ls *leanStream) {
-	for {
-		if ls.ended.Load() {
-			return
+	if ls.ended.Load() {
+		return
+	}
+	if ls.ctx.Err() != nil {
+		ls.finish(nil)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	b, open, frames := h.drainQueue((*bp)[:0], ls.st.s, ls.skip)
+	if !open {
+		h.mu.Lock()
+		why := ls.st.s.reason
+		h.mu.Unlock()
+		if why == closeShutdown || why == closeResync {
+			b = appendRetry(b, h.cfg.Retry+time.Duration(rand.Int64N(int64(2*h.cfg.Retry))))
 		}
-		if ls.ctx.Err() != nil {
+		ls.finish(b)
+		return
+	}
+	if len(b) == 0 && ls.hbDue.Swap(false) {
+		if idle := time.Since(ls.lastWrite); idle < h.cfg.Heartbeat {
+			ls.hb.Reset(h.cfg.Heartbeat - idle)
+		} else {
+			b = appendHeartbeat(b, h.cfg.Now())
+		}
+	}
+	h.m.delivered.Add(float64(frames))
+	if len(b) > 0 {
+		rest, err := ls.cw.writeWithin(b, leanWriteSlice)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			bufPool.Put(bp)
+			ls.goSlow(rest)
+			return // the slow goroutine owns the stream now; scheduled stays set, so kicks are ignored
+		case err != nil:
+			bufPool.Put(bp)
 			ls.finish(nil)
 			return
 		}
-		bp := bufPool.Get().(*[]byte)
-		b, open, frames := h.drainQueue((*bp)[:0], ls.st.s, ls.skip)
-		if !open {
-			h.mu.Lock()
-			why := ls.st.s.reason
-			h.mu.Unlock()
-			if why == closeShutdown || why == closeResync {
-				b = appendRetry(b, h.cfg.Retry+time.Duration(rand.Int64N(int64(2*h.cfg.Retry))))
-			}
-			ls.finish(b)
-			return
-		}
-		if len(b) == 0 && ls.hbDue.Swap(false) {
-			if idle := time.Since(ls.lastWrite); idle < h.cfg.Heartbeat {
-				ls.hb.Reset(h.cfg.Heartbeat - idle)
-			} else {
-				b = appendHeartbeat(b, h.cfg.Now())
-			}
-		}
-		h.m.delivered.Add(float64(frames))
-		if len(b) > 0 {
-			rest, err := ls.cw.writeWithin(b, leanWriteSlice)
-			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				bufPool.Put(bp)
-				ls.goSlow(rest)
-				return // the slow goroutine owns the stream now; scheduled stays set, so kicks are ignored
-			case err != nil:
-				bufPool.Put(bp)
-				ls.finish(nil)
-				return
-			}
-			ls.lastWrite = time.Now()
-			ls.hb.Reset(h.cfg.Heartbeat)
-		}
-		if cap(b) <= 256<<10 {
-			*bp = b[:0]
-			bufPool.Put(bp)
-		}
-		ls.scheduled.Store(false)
-		// A kick that came while this ran saw scheduled set and left the work to us: look again.
-		if len(ls.st.s.ch) == 0 && !ls.hbDue.Load() && ls.ctx.Err() == nil && !ls.closedLocked() {
-			return
-		}
-		if !ls.scheduled.CompareAndSwap(false, true) {
-			return // kicked again meanwhile: it is on the queue
-		}
+		ls.lastWrite = time.Now()
+		ls.hb.Reset(h.cfg.Heartbeat)
 	}
+	if cap(b) <= 256<<10 {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	ls.scheduled.Store(false)
+	// A kick that came while this ran saw scheduled set and left the work to us: look again.
+	if len(ls.st.s.ch) == 0 && !ls.hbDue.Load() && ls.ctx.Err() == nil && !ls.closedLocked() {
+		return
+	}
+	if ls.scheduled.CompareAndSwap(false, true) {
+		h.lean.push(ls) // more to do: to the back of the queue, so that one busy stream cannot starve the rest
+	}
+	// else it was kicked again meanwhile: it is on the queue
 }
 
 // closedLocked: the hub has closed the stream's queue (which closing also kicks).
