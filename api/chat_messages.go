@@ -37,11 +37,11 @@ func (s *Server) chatMessagesSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		ConversationID    any             `json:"conversation_id"`
-		EncryptedContents any             `json:"encrypted_contents"`
-		ContentType       any             `json:"content_type"`
-		HasAttachments    any             `json:"has_attachments"`
-		ReplyToID         any             `json:"reply_to_id"`
+		ConversationID    any `json:"conversation_id"`
+		EncryptedContents any `json:"encrypted_contents"`
+		ContentType       any `json:"content_type"`
+		HasAttachments    any `json:"has_attachments"`
+		ReplyToID         any `json:"reply_to_id"`
 	}
 	if !readJSON(w, r, &body) {
 		return

@@ -90,14 +90,7 @@ func (cw *chunkWriter) write(b []byte) error {
 		return nil
 	}
 	bp := bufPool.Get().(*[]byte)
-	out := append((*bp)[:0], cw.head...)
-	cw.head = nil
-	if len(b) > 0 {
-		out = strconv.AppendInt(out, int64(len(b)), 16)
-		out = append(out, "\r\n"...)
-		out = append(out, b...)
-		out = append(out, "\r\n"...)
-	}
+	out := cw.appendChunk((*bp)[:0], b)
 	if at, renew := cw.dl.renew(); renew {
 		_ = cw.conn.SetWriteDeadline(at)
 	}
@@ -109,11 +102,9 @@ func (cw *chunkWriter) write(b []byte) error {
 	return err
 }
 
-// writeWithin writes b as one chunk like write, but gives the socket only d; on a timeout it returns the bytes
-// the write left unwritten (a partial chunk included), for a goroutine that may wait longer.
-func (cw *chunkWriter) writeWithin(b []byte, d time.Duration) (rest []byte, err error) {
-	bp := bufPool.Get().(*[]byte)
-	out := append((*bp)[:0], cw.head...)
+// appendChunk appends the response head (before the first chunk only) and b as one chunk.
+func (cw *chunkWriter) appendChunk(out, b []byte) []byte {
+	out = append(out, cw.head...)
 	cw.head = nil
 	if len(b) > 0 {
 		out = strconv.AppendInt(out, int64(len(b)), 16)
@@ -121,6 +112,14 @@ func (cw *chunkWriter) writeWithin(b []byte, d time.Duration) (rest []byte, err 
 		out = append(out, b...)
 		out = append(out, "\r\n"...)
 	}
+	return out
+}
+
+// writeWithin writes b as one chunk like write, but gives the socket only d; on a timeout it returns the bytes
+// the write left unwritten (a partial chunk included), for a goroutine that may wait longer.
+func (cw *chunkWriter) writeWithin(b []byte, d time.Duration) (rest []byte, err error) {
+	bp := bufPool.Get().(*[]byte)
+	out := cw.appendChunk((*bp)[:0], b)
 	_ = cw.conn.SetWriteDeadline(time.Now().Add(d))
 	cw.dl.at = time.Time{} // the next write sets a full deadline again
 	n, err := cw.conn.Write(out)
