@@ -13,6 +13,7 @@ func (h *Hub) closeStreamLocked(s *stream, why closeReason) {
 		return
 	}
 	s.closed, s.reason = true, why
+	s.ended.Store(true)
 	close(s.ch)
 	if s.lean != nil {
 		s.lean.kick()

@@ -181,21 +181,13 @@ func (h *Hub) serveLean(ls *leanStream) {
 	}
 	ls.scheduled.Store(false)
 	// A kick that came while this ran saw scheduled set and left the work to us: look again.
-	if len(ls.st.s.ch) == 0 && !ls.hbDue.Load() && ls.ctx.Err() == nil && !ls.closedLocked() {
+	if len(ls.st.s.ch) == 0 && !ls.hbDue.Load() && ls.ctx.Err() == nil && !ls.st.s.ended.Load() {
 		return
 	}
 	if ls.scheduled.CompareAndSwap(false, true) {
 		h.lean.push(ls) // more to do: to the back of the queue, so that one busy stream cannot starve the rest
 	}
 	// else it was kicked again meanwhile: it is on the queue
-}
-
-// closedLocked: the hub has closed the stream's queue (which closing also kicks).
-func (ls *leanStream) closedLocked() bool {
-	h := ls.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return ls.st.s.closed
 }
 
 // drainQueue appends the frames of the records waiting on s (at most 64 records or 32 KiB), skipping those the

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,7 @@ type stream struct {
 	reason closeReason
 	lease  string      // its stream lease at the broker (node id + sequence)
 	lean   *leanStream // set once a detached stream is live without a goroutine (lean.go); guarded by the hub's mu
+	ended  atomic.Bool // closed, as seen without the hub's lock (a lean stream's writer asks after every batch)
 }
 
 // streamStart is what a registered stream carries into run: register fills the first four fields, ServeStream
