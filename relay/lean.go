@@ -143,13 +143,8 @@ func (h *Hub) serveLean(ls *leanStream) {
 	bp := bufPool.Get().(*[]byte)
 	b, open, frames := h.drainQueue((*bp)[:0], ls.st.s, ls.skip)
 	if !open {
-		h.mu.Lock()
-		why := ls.st.s.reason
-		h.mu.Unlock()
-		if why == closeShutdown || why == closeResync {
-			b = appendRetry(b, h.cfg.Retry+time.Duration(rand.Int64N(int64(2*h.cfg.Retry))))
-		}
-		ls.finish(b)
+		h.m.delivered.Add(float64(frames))
+		ls.finish(h.appendEnd(b, ls.st.s))
 		return
 	}
 	if len(b) == 0 && ls.hbDue.Swap(false) {
@@ -200,15 +195,32 @@ func (h *Hub) drainQueue(b []byte, s *stream, skip Position) (out []byte, open b
 			if !ok {
 				return b, false, frames
 			}
-			if rec.local || rec.pos.Epoch != skip.Epoch || rec.pos.Offset > skip.Offset {
-				b = appendFrame(b, rec, now)
-				frames++
-			}
+			b, frames = appendLive(b, rec, skip, now, frames)
 		default:
 			return b, true, frames
 		}
 	}
 	return b, true, frames
+}
+
+// appendLive appends rec's frame unless the replay already wrote it (a record at or before skip), and counts it.
+func appendLive(b []byte, rec *record, skip Position, now time.Time, frames int) ([]byte, int) {
+	if rec.local || rec.pos.Epoch != skip.Epoch || rec.pos.Offset > skip.Offset {
+		return appendFrame(b, rec, now), frames + 1
+	}
+	return b, frames
+}
+
+// appendEnd appends what the last write of a stream the hub closed carries: a retry hint (jittered, so that a
+// node's clients do not all come back at once) when it was closed for a shutdown or a resync.
+func (h *Hub) appendEnd(b []byte, s *stream) []byte {
+	h.mu.Lock()
+	why := s.reason
+	h.mu.Unlock()
+	if why == closeShutdown || why == closeResync {
+		b = appendRetry(b, h.cfg.Retry+time.Duration(rand.Int64N(int64(2*h.cfg.Retry))))
+	}
+	return b
 }
 
 // goSlow gives the stream a goroutine of its own (the ordinary loop) after a write that did not finish in time;

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -273,38 +272,20 @@ func (h *Hub) loop(ctx context.Context, sw frameWriter, s *stream, skip Position
 		// The buffer is borrowed per batch: an idle stream holds none (memory per stream matters at 19k streams).
 		bp := bufPool.Get().(*[]byte)
 		b := (*bp)[:0]
-		now := h.cfg.Now()
 		frames := 0 // counted once per batch: a shared counter bumped per delivery is a contended cache line
-		for n := 0; ; n++ {
-			if !open {
-				h.m.delivered.Add(float64(frames))
-				h.mu.Lock()
-				why := s.reason
-				h.mu.Unlock()
-				if why == closeShutdown || why == closeResync {
-					jitter := time.Duration(rand.Int64N(int64(2 * h.cfg.Retry)))
-					b = appendRetry(b, h.cfg.Retry+jitter)
-				}
-				_ = sw.write(b)
-				*bp = b[:0]
-				bufPool.Put(bp)
-				return
-			}
-			if rec.local || rec.pos.Epoch != skip.Epoch || rec.pos.Offset > skip.Offset {
-				b = appendFrame(b, rec, now)
-				frames++
-			}
-			if n >= 64 || len(b) >= 32<<10 {
-				break
-			}
-			select {
-			case rec, open = <-s.ch:
-				continue
-			default:
-			}
-			break
+		if open {
+			var more int
+			b, frames = appendLive(b, rec, skip, h.cfg.Now(), frames)
+			b, open, more = h.drainQueue(b, s, skip)
+			frames += more
 		}
 		h.m.delivered.Add(float64(frames))
+		if !open {
+			_ = sw.write(h.appendEnd(b, s))
+			*bp = b[:0]
+			bufPool.Put(bp)
+			return
+		}
 		var werr error
 		if len(b) > 0 {
 			werr = sw.write(b)
