@@ -105,7 +105,9 @@ func (r *Runner) tick(ctx context.Context, start time.Time) {
 		return
 	}
 	window := strconv.FormatInt(start.UnixMilli(), 10)
-	_, ok, err := r.cfg.Lock.TryLock(ctx, r.cfg.Name+":window:"+window, iv)
+	// The claim outlives the window twice over: a claim call that reaches the lock late (a slow Redis) must still
+	// find another node's claim. One that succeeds only after the window has ended is not acted on (below).
+	_, ok, err := r.cfg.Lock.TryLock(ctx, r.cfg.Name+":window:"+window, 2*iv)
 	if err != nil {
 		r.failures.Inc()
 		r.log.ErrorContext(ctx, "job lock unavailable; window not run", "job", r.cfg.Name, "error", err)
@@ -114,6 +116,12 @@ func (r *Runner) tick(ctx context.Context, start time.Time) {
 	if !ok {
 		r.skipped.Inc()
 		r.log.DebugContext(ctx, "job window taken by another node", "job", r.cfg.Name, "window", window)
+		return
+	}
+	if late := time.Since(start); late > iv {
+		// Claimed after the window ended: an earlier claim may have expired meanwhile and been acted on.
+		r.skipped.Inc()
+		r.log.DebugContext(ctx, "job window skipped: claimed too late", "job", r.cfg.Name, "late", late)
 		return
 	}
 	unlock, ok, err := r.cfg.Lock.TryLock(ctx, r.cfg.Name+":running", r.lockTTL)
