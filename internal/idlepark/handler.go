@@ -282,22 +282,12 @@ func (w *bufferedWriter) parkable() bool {
 	return true
 }
 
-// appendResponse renders the status line, the headers (with Date, Content-Type sniffed and Content-Length as
-// net/http adds them) and the body.
+// appendResponse renders the status line, the handler's headers, then what net/http adds when the handler did
+// not set it — Date, Content-Length, a sniffed Content-Type, in net/http's order and after the handler's, as it
+// writes them (a handler's non-canonical "content-type" key then comes first on the wire, as there) — and the body.
 func (w *bufferedWriter) appendResponse(out []byte, now time.Time) []byte {
 	body := *w.buf
 	h := w.sent
-	if _, ok := h["Date"]; !ok {
-		h.Set("Date", now.UTC().Format(http.TimeFormat))
-	}
-	if bodyAllowed(w.status) {
-		if _, ok := h["Content-Type"]; !ok && len(body) > 0 {
-			h.Set("Content-Type", http.DetectContentType(body))
-		}
-		if _, ok := h["Content-Length"]; !ok {
-			h.Set("Content-Length", strconv.Itoa(len(body)))
-		}
-	}
 	out = append(out, "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(w.status), 10)
 	out = append(out, ' ')
@@ -310,7 +300,25 @@ func (w *bufferedWriter) appendResponse(out []byte, now time.Time) []byte {
 	out = append(out, "\r\n"...)
 	hw := headerBuf{b: out}
 	_ = h.Write(&hw) // drops invalid field names and turns newlines in values into spaces, as net/http does
-	out = append(hw.b, "\r\n"...)
+	out = hw.b
+	if _, ok := h["Date"]; !ok {
+		out = append(out, "Date: "...)
+		out = now.UTC().AppendFormat(out, http.TimeFormat)
+		out = append(out, "\r\n"...)
+	}
+	if bodyAllowed(w.status) {
+		if _, ok := h["Content-Length"]; !ok {
+			out = append(out, "Content-Length: "...)
+			out = strconv.AppendInt(out, int64(len(body)), 10)
+			out = append(out, "\r\n"...)
+		}
+		if _, ok := h["Content-Type"]; !ok && len(body) > 0 {
+			out = append(out, "Content-Type: "...)
+			out = append(out, http.DetectContentType(body)...)
+			out = append(out, "\r\n"...)
+		}
+	}
+	out = append(out, "\r\n"...)
 	return append(out, body...)
 }
 
